@@ -1,0 +1,3 @@
+from mlwarden.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""Command-line interface. Each command lives in its own module, loaded on demand."""

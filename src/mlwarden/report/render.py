@@ -1,0 +1,182 @@
+"""Renderers: one Report in, text out. The same three serve every command."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import IO
+
+import mlwarden
+from mlwarden.report.model import FileResult, Report, Severity, Verdict
+from mlwarden.report.rules import RULES
+
+FORMATS = ("table", "json", "sarif")
+
+
+def render(report: Report, fmt: str, out: IO[str]) -> None:
+    if fmt == "json":
+        out.write(to_json(report))
+    elif fmt == "sarif":
+        out.write(to_sarif(report))
+    elif fmt == "table":
+        render_table(report, out)
+    else:
+        raise ValueError(f"unknown format {fmt!r}")
+
+
+def to_json(report: Report) -> str:
+    doc = {
+        "tool": {"name": "mlwarden", "version": mlwarden.__version__},
+        "command": report.command,
+        "files": [f.to_dict() for f in report.files],
+        "summary": report.summary(),
+        **({"meta": report.meta} if report.meta else {}),
+    }
+    return json.dumps(doc, indent=2) + "\n"
+
+
+# ----------------------------------------------------------------------------- SARIF
+
+_SARIF_LEVEL = {
+    Severity.CRITICAL: "error",
+    Severity.HIGH: "error",
+    Severity.MEDIUM: "warning",
+    Severity.LOW: "note",
+    Severity.INFO: "note",
+}
+# GitHub code scanning reads this property (0.0-10.0) to rank alerts.
+_SECURITY_SEVERITY = {
+    Severity.CRITICAL: "9.5",
+    Severity.HIGH: "8.0",
+    Severity.MEDIUM: "5.5",
+    Severity.LOW: "3.0",
+    Severity.INFO: "1.0",
+}
+
+
+def _artifact_uri(path: str) -> str:
+    # Archive members are reported inside their archive file.
+    return path.split("!", 1)[0].replace("\\", "/").removeprefix("./")
+
+
+def to_sarif(report: Report) -> str:
+    used: dict[str, int] = {}
+    rules: list[dict[str, object]] = []
+    results: list[dict[str, object]] = []
+    for fr in report.files:
+        for f in fr.findings:
+            if f.severity is Severity.INFO and f.verdict is Verdict.CLEAN:
+                continue
+            if f.rule not in used:
+                used[f.rule] = len(rules)
+                r = RULES.get(f.rule)
+                rules.append({
+                    "id": f.rule,
+                    "name": "".join(p.capitalize() for p in f.rule.replace("/", "-").split("-")),
+                    "shortDescription": {"text": r.title if r else f.rule},
+                    "fullDescription": {"text": (r.help or r.title) if r else f.rule},
+                    "help": {"text": (r.help or r.title) if r else f.rule},
+                    "defaultConfiguration": {"level": _SARIF_LEVEL[f.severity]},
+                    "properties": {
+                        "security-severity": _SECURITY_SEVERITY[f.severity],
+                        "tags": ["security", "mlwarden", f.verdict.value],
+                    },
+                })
+            region: dict[str, int] = {}
+            loc = f.location
+            if loc is not None and loc.line:
+                region["startLine"] = loc.line
+                if loc.column:
+                    region["startColumn"] = loc.column
+            elif loc is not None and loc.offset is not None and "!" not in fr.path:
+                region["byteOffset"] = loc.offset
+            else:
+                region["startLine"] = 1
+            message = f.message
+            if "!" in fr.path:
+                message = f"{fr.path.split('!', 1)[1]}: {message}"
+            if loc is not None and str(loc):
+                message = f"{message} ({loc})"
+            results.append({
+                "ruleId": f.rule,
+                "ruleIndex": used[f.rule],
+                "level": _SARIF_LEVEL[f.severity],
+                "message": {"text": message},
+                "locations": [{
+                    "physicalLocation": {
+                        "artifactLocation": {"uri": _artifact_uri(fr.path)},
+                        "region": region,
+                    }
+                }],
+                "properties": {"verdict": f.verdict.value, "fileVerdict": fr.verdict.value},
+            })
+    doc = {
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {
+                "name": "mlwarden",
+                "version": mlwarden.__version__,
+                "informationUri": "https://github.com/mlwarden/mlwarden",
+                "rules": rules,
+            }},
+            "results": results,
+            "columnKind": "unicodeCodePoints",
+        }],
+    }
+    return json.dumps(doc, indent=2) + "\n"
+
+
+# ----------------------------------------------------------------------------- table
+
+_VERDICT_STYLE = {
+    Verdict.CLEAN: "green",
+    Verdict.SUSPICIOUS: "yellow",
+    Verdict.UNSCANNABLE: "magenta",
+    Verdict.MALICIOUS: "bold red",
+}
+
+
+def render_table(report: Report, out: IO[str], verbose: bool = False) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(file=out, soft_wrap=False, width=None if out is sys.stdout else 160)
+    table = Table(title=f"mlwarden {report.command}", show_lines=False, expand=False)
+    table.add_column("verdict", no_wrap=True)
+    table.add_column("path", overflow="fold")
+    table.add_column("format", no_wrap=True)
+    table.add_column("findings", overflow="fold")
+    for fr in report.files:
+        shown = [f for f in fr.findings if verbose or f.verdict is not Verdict.CLEAN]
+        table.add_row(
+            f"[{_VERDICT_STYLE[fr.verdict]}]{fr.verdict.value}[/]",
+            fr.path,
+            fr.format,
+            "\n".join(_finding_line(f) for f in shown[:8])
+            + (f"\n… {len(shown) - 8} more" if len(shown) > 8 else ""),
+        )
+    console.print(table)
+    s = report.summary()
+    counts = s["verdicts"]
+    assert isinstance(counts, dict)
+    parts = [f"[{_VERDICT_STYLE[v]}]{counts[v.value]} {v.value}[/]" for v in Verdict]
+    console.print(
+        f"{s['files']} files: " + ", ".join(parts)
+        + f"  —  verdict [{_VERDICT_STYLE[report.verdict]}]{report.verdict.value}[/]"
+        + f" in {report.elapsed_seconds:.2f}s"
+    )
+
+
+def _finding_line(f: object) -> str:
+    from rich.markup import escape
+
+    from mlwarden.report.model import Finding
+
+    assert isinstance(f, Finding)
+    loc = f" [dim]({escape(str(f.location))})[/]" if f.location and str(f.location) else ""
+    return f"[{_VERDICT_STYLE[f.verdict]}]{f.rule}[/] {escape(f.message)}{loc}"
+
+
+def summary_line(fr: FileResult) -> str:
+    return f"{fr.verdict.value:12} {fr.path}"

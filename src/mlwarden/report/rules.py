@@ -1,0 +1,43 @@
+"""Rule catalogue. Every finding cites a rule, and each rule fixes its verdict and severity,
+so the verdict policy is documented in one place (``mlwarden rules`` prints it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mlwarden.report.model import Finding, Location, Severity, Verdict
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    verdict: Verdict
+    severity: Severity
+    title: str
+    help: str = ""
+
+    def finding(self, message: str, location: Location | None = None) -> Finding:
+        return Finding(self.id, self.severity, self.verdict, message, location)
+
+
+RULES: dict[str, Rule] = {}
+
+
+def rule(
+    id: str, verdict: Verdict, severity: Severity, title: str, help: str = ""
+) -> Rule:
+    """Declare a rule at import time of the module that emits it."""
+    existing = RULES.get(id)
+    new = Rule(id, verdict, severity, title, help)
+    if existing is not None and existing != new:
+        raise ValueError(f"rule {id} declared twice with different definitions")
+    RULES[id] = new
+    return new
+
+
+def all_rules() -> list[Rule]:
+    """Every rule of every scanner module, imported on demand (keeps start-up fast)."""
+    from mlwarden.scan.readers import import_all_readers
+
+    import_all_readers()
+    return sorted(RULES.values(), key=lambda r: r.id)

@@ -1,0 +1,1 @@
+"""Static scanning of model files and repositories. Nothing scanned is ever executed."""

@@ -1,0 +1,41 @@
+"""Content that no model loader executes: identified, then left alone, with a reason."""
+
+from __future__ import annotations
+
+from mlwarden.report.model import Severity, Verdict
+from mlwarden.report.rules import rule
+from mlwarden.scan.context import NOT_ANALYSED, ScanContext
+from mlwarden.scan.source import Source
+
+UNKNOWN_FORMAT = rule(
+    "unknown-format",
+    Verdict.UNSCANNABLE,
+    Severity.LOW,
+    "Binary content of no recognised format",
+    "No analyser recognised these bytes, so nothing vouches for them. If a loader in "
+    "your pipeline reads this file, identify its format before trusting it.",
+)
+NATIVE_CODE = rule(
+    "native-code",
+    Verdict.SUSPICIOUS,
+    Severity.HIGH,
+    "Native executable or shared library",
+    "ELF, PE and Mach-O files run native code when loaded (custom ops, ctypes). A model "
+    "repository rarely needs them; review where they come from.",
+)
+
+
+def read_empty(source: Source, ctx: ScanContext) -> None:
+    ctx.format = "empty"
+
+
+def read_inert(source: Source, ctx: ScanContext) -> None:
+    ctx.report(NOT_ANALYSED, f"{ctx.format} content: inert data, not parsed further")
+
+
+def read_native(source: Source, ctx: ScanContext) -> None:
+    ctx.report(NATIVE_CODE, "native executable code (ELF/PE/Mach-O)")
+
+
+def read_unknown(source: Source, ctx: ScanContext) -> None:
+    ctx.report(UNKNOWN_FORMAT, "content matches no known format; not analysed")

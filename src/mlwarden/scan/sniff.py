@@ -1,0 +1,186 @@
+"""Identify content by its bytes. File names never choose a reader."""
+
+from __future__ import annotations
+
+import io
+import pickletools
+import struct
+
+HEAD_BYTES = 8192
+
+# Format names used in reports and in the reader table.
+EMPTY = "empty"
+PICKLE = "pickle"
+ZIP = "zip"
+TAR = "tar"
+GZIP = "gzip"
+BZ2 = "bz2"
+XZ = "xz"
+LZMA = "lzma"
+ZLIB = "zlib"
+LZ4 = "lz4"
+ZSTD = "zstd"
+SEVENZ = "7z"
+NPY = "npy"
+SAFETENSORS = "safetensors"
+GGUF = "gguf"
+HDF5 = "hdf5"
+PROTOBUF = "protobuf"  # ONNX, TF SavedModel, sentencepiece: the reader tells which
+NATIVE = "native-code"
+IMAGE = "image"
+MSGPACK = "msgpack"
+TFLITE = "tflite"
+TEXT = "text"
+UNKNOWN = "unknown"
+
+_SIMPLE_MAGIC: list[tuple[int, bytes, str]] = [
+    (0, b"PK\x03\x04", ZIP),
+    (0, b"PK\x05\x06", ZIP),  # empty archive
+    (0, b"PK\x07\x08", ZIP),  # spanned marker
+    (0, b"\x1f\x8b", GZIP),
+    (0, b"\xfd7zXZ\x00", XZ),
+    (0, b"7z\xbc\xaf\x27\x1c", SEVENZ),
+    (0, b"\x04\x22\x4d\x18", LZ4),
+    (0, b"\x28\xb5\x2f\xfd", ZSTD),
+    (0, b"\x93NUMPY", NPY),
+    (0, b"GGUF", GGUF),
+    (0, b"\x89HDF\r\n\x1a\n", HDF5),
+    (0, b"\x7fELF", NATIVE),
+    (0, b"\xcf\xfa\xed\xfe", NATIVE),
+    (0, b"\xce\xfa\xed\xfe", NATIVE),
+    (0, b"\xfe\xed\xfa\xcf", NATIVE),
+    (0, b"\x89PNG\r\n\x1a\n", IMAGE),
+    (0, b"\xff\xd8\xff", IMAGE),
+    (0, b"GIF87a", IMAGE),
+    (0, b"GIF89a", IMAGE),
+    (4, b"TFL3", TFLITE),
+]
+
+# Opcodes a protocol 0/1 pickle can plausibly start with.
+_P0_START = set(b"(}])cNILFSVXTUKMJGi")
+
+
+def sniff(head: bytes, size: int) -> str:
+    """Best identification of ``head`` (the first bytes of a ``size``-byte stream)."""
+    if size == 0:
+        return EMPTY
+    for offset, magic, fmt in _SIMPLE_MAGIC:
+        if head[offset : offset + len(magic)] == magic:
+            return fmt
+    if len(head) >= 2 and head[0] == 0x80 and head[1] <= 5:
+        return PICKLE
+    if head[:3] == b"BZh" and head[3:4].isdigit():
+        return BZ2
+    if _is_zlib(head):
+        return ZLIB
+    if head[:3] == b"\x5d\x00\x00":
+        return LZMA
+    if len(head) > 262 and head[257:262] == b"ustar":
+        return TAR
+    if head[:2] == b"MZ" and _is_pe(head):
+        return NATIVE
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return IMAGE
+    if _is_safetensors(head, size):
+        return SAFETENSORS
+    if head[0] in _P0_START and _looks_like_old_pickle(head, size):
+        return PICKLE
+    if _is_text(head):
+        return TEXT
+    if _is_protobuf(head):
+        return PROTOBUF
+    if head[0] in (0xDE, 0xDF) or 0x80 <= head[0] <= 0x8F:
+        return MSGPACK
+    return UNKNOWN
+
+
+def _is_zlib(head: bytes) -> bool:
+    if len(head) < 2:
+        return False
+    cmf, flg = head[0], head[1]
+    return cmf & 0x0F == 8 and cmf >> 4 <= 7 and (cmf * 256 + flg) % 31 == 0 and not flg & 0x20
+
+
+def _is_pe(head: bytes) -> bool:
+    if len(head) < 0x40:
+        return False
+    (pe_off,) = struct.unpack_from("<I", head, 0x3C)
+    return head[pe_off : pe_off + 4] == b"PE\x00\x00" if pe_off + 4 <= len(head) else True
+
+
+def _is_safetensors(head: bytes, size: int) -> bool:
+    if len(head) < 9 or size < 10:
+        return False
+    (n,) = struct.unpack_from("<Q", head, 0)
+    # The header is JSON starting with '{'; readers decide whether it is well-formed.
+    return 2 <= n <= size - 8 and head[8:9] == b"{"
+
+
+def _looks_like_old_pickle(head: bytes, size: int) -> bool:
+    """Protocol 0/1 streams have no PROTO opcode: accept only a run of valid opcodes that
+    reaches STOP, or that fills the whole sniffed head."""
+    stream = io.BytesIO(head)
+    count = 0
+    try:
+        for opcode, _arg, _pos in pickletools.genops(stream):
+            count += 1
+            if opcode.name == "STOP":
+                return count >= 2
+            if opcode.proto > 1:
+                return False
+    except Exception:
+        # A valid prefix cut off by the end of the head still counts.
+        return len(head) < size and count >= 16 and stream.tell() >= len(head) - 256
+    return False
+
+
+def _is_text(head: bytes) -> bool:
+    if b"\x00" in head:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # A multi-byte character cut at the end of the head is still text.
+        if exc.start < len(head) - 4:
+            return False
+    return True
+
+
+def _is_protobuf(head: bytes) -> bool:
+    """A run of well-formed protobuf fields from the first byte."""
+    pos, fields = 0, 0
+    limit = min(len(head), 512)
+    while pos < limit and fields < 8:
+        key, pos = _varint(head, pos)
+        if key is None or key >> 3 == 0:
+            return False
+        wire = key & 7
+        if wire == 0:
+            val, pos = _varint(head, pos)
+            if val is None:
+                return False
+        elif wire == 1:
+            pos += 8
+        elif wire == 2:
+            length, pos = _varint(head, pos)
+            if length is None:
+                return False
+            pos += length
+        elif wire == 5:
+            pos += 4
+        else:
+            return False
+        fields += 1
+    return fields >= 2 or (fields == 1 and pos >= limit)
+
+
+def _varint(buf: bytes, pos: int) -> tuple[int | None, int]:
+    result = shift = 0
+    while pos < len(buf) and shift < 64:
+        b = buf[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return result, pos
+        shift += 7
+    return None, pos
