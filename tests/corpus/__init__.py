@@ -1,0 +1,1 @@
+"""Generated test corpora (malicious samples only ever touch a marker file)."""
