@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from typing import IO
 
 import mlwarden
@@ -82,16 +81,14 @@ def to_sarif(report: Report) -> str:
                         "tags": ["security", "mlwarden", f.verdict.value],
                     },
                 })
-            region: dict[str, int] = {}
+            # GitHub code scanning requires startLine; binary findings point at line 1
+            # and carry the byte offset as well.
             loc = f.location
-            if loc is not None and loc.line:
-                region["startLine"] = loc.line
-                if loc.column:
-                    region["startColumn"] = loc.column
-            elif loc is not None and loc.offset is not None and "!" not in fr.path:
+            region: dict[str, int] = {"startLine": loc.line if loc and loc.line else 1}
+            if loc is not None and loc.line and loc.column:
+                region["startColumn"] = loc.column
+            if loc is not None and not loc.line and loc.offset is not None and "!" not in fr.path:
                 region["byteOffset"] = loc.offset
-            else:
-                region["startLine"] = 1
             message = f.message
             if "!" in fr.path:
                 message = f"{fr.path.split('!', 1)[1]}: {message}"
@@ -141,7 +138,9 @@ def render_table(report: Report, out: IO[str], verbose: bool = False) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(file=out, soft_wrap=False, width=None if out is sys.stdout else 160)
+    # Piped output keeps whole paths on one line.
+    width = None if getattr(out, "isatty", lambda: False)() else 200
+    console = Console(file=out, soft_wrap=False, width=width)
     table = Table(title=f"mlwarden {report.command}", show_lines=False, expand=False)
     table.add_column("verdict", no_wrap=True)
     table.add_column("path", overflow="fold")

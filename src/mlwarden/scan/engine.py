@@ -4,12 +4,10 @@ and turn what readers report into per-file results."""
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
 import os
 import stat
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -258,6 +256,10 @@ def scan_paths(
     total = len(targets)
     workers = options.workers or _auto_workers(total)
     if workers > 1 and total > 1:
+        # Imported here: process pools cost start-up time that small scans never need.
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
         ctx = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
             chunk = max(1, min(64, total // (workers * 8) or 1))
