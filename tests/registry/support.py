@@ -1,0 +1,111 @@
+"""Helpers shared by the registry tests (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlwarden.registry.app import Settings, create_app
+from mlwarden.registry.server import ServerLimits, make_config
+from mlwarden.store import Store
+
+HERE = Path(__file__).parent
+VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world", "model", "store",
+         "safe", "##s", "the", "a", "registry", "mirror", "private"]
+
+
+def make_tiny_model(path: Path) -> Path:
+    """A BertModel with hidden size 32, safetensors weights and a WordPiece tokenizer."""
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    path.mkdir(parents=True, exist_ok=True)
+    vocab = path.parent / f"{path.name}-vocab.txt"
+    vocab.write_text("\n".join(VOCAB) + "\n")
+    BertTokenizerFast(vocab_file=str(vocab)).save_pretrained(path)
+    import torch
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=1,
+                        num_attention_heads=2, intermediate_size=37,
+                        max_position_embeddings=64)
+    BertModel(config).save_pretrained(path, safe_serialization=True)
+    (path / "README.md").write_text("# tiny test model\n")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    url: str
+    port: int
+    store: Store
+    app: object
+    thread: threading.Thread
+    server: object
+
+    def flush_audit(self) -> None:
+        self.app.state.audit.flush()  # type: ignore[attr-defined]
+
+    def stop(self) -> None:
+        self.server.should_exit = True  # type: ignore[attr-defined]
+        self.thread.join(15)
+
+
+def start_server(store: Store, settings: Settings | None = None,
+                 limits: ServerLimits | None = None) -> LiveServer:
+    import uvicorn
+
+    port = free_port()
+    app = create_app(store, settings or Settings())
+    config = make_config(app, "127.0.0.1", port, limits, log_level="warning")
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("registry did not start")
+        time.sleep(0.02)
+    return LiveServer(f"http://127.0.0.1:{port}", port, store, app, thread, server)
+
+
+def client_env(tmp: Path, endpoint: str, token: str | None,
+               offline: bool = False) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("HF_", "HUGGINGFACE", "TRANSFORMERS_"))}
+    env.update({
+        "HF_ENDPOINT": endpoint,
+        "HF_HOME": str(tmp / "hf-home"),
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "DISABLE_SAFETENSORS_CONVERSION": "1",
+        "DO_NOT_TRACK": "1",
+        # Anything that tries to leave loopback hits a closed port and fails fast.
+        "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",
+        "ALL_PROXY": "http://127.0.0.1:9", "NO_PROXY": "127.0.0.1,localhost",
+        "no_proxy": "127.0.0.1,localhost",
+    })
+    if token:
+        env["HF_TOKEN"] = token
+    else:  # never send a token found on this machine
+        env["HF_HUB_DISABLE_IMPLICIT_TOKEN"] = "1"
+    if offline:
+        env["HF_HUB_OFFLINE"] = "1"
+    return env
+
+
+def run_client(script: str, env: dict[str, str], *args: str,
+               timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(HERE / script), *args], env=env,
+                          capture_output=True, text=True, timeout=timeout)
