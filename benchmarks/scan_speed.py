@@ -29,14 +29,16 @@ ROOT = Path(__file__).resolve().parent.parent
 MiB = 1 << 20
 
 
-def ensure_peers(work: Path) -> Path:
-    venv = work / "peers"
+def ensure_env(work: Path) -> Path:
+    """One virtual environment holding mlwarden and both peers, so that every tool starts
+    under the same interpreter and site-packages."""
+    venv = work / "bench-env"
     bin_ = venv / "bin"
-    if not (bin_ / "picklescan").exists() or not (bin_ / "modelaudit").exists():
-        print("installing peers (picklescan, modelaudit) into", venv, flush=True)
+    if not all((bin_ / t).exists() for t in ("picklescan", "modelaudit", "mlwarden")):
+        print("installing mlwarden, picklescan and modelaudit into", venv, flush=True)
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(bin_ / "pip"), "install", "-q", "picklescan", "modelaudit"],
-                       check=True)
+        subprocess.run([str(bin_ / "pip"), "install", "-q", "-e", str(ROOT), "picklescan",
+                        "modelaudit"], check=True)
     return bin_
 
 
@@ -181,33 +183,41 @@ def main() -> int:
     ap.add_argument("--modelaudit-timeout", type=float, default=900.0)
     ap.add_argument("--modelaudit-sample", type=int, default=20,
                     help="small pickles given to ModelAudit (it takes seconds per file)")
+    ap.add_argument("--build-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
 
     shard_mib, count, fmt_mib = (32, 200, 64) if args.quick else (512, 1000, 1024)
-    work: Path = args.work
+    work: Path = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
-    peers = ensure_peers(work)
-    print("building corpora in", work, flush=True)
     sharded = work / f"sharded-8x{shard_mib}"
-    build_sharded(sharded, 8, shard_mib)
     tiny = work / "sharded-8x1"
-    build_sharded(tiny, 8, 1)
     small = work / f"small-{count}"
-    build_small(small, count)
     sample = work / f"small-sample-{args.modelaudit_sample}"
-    if not sample.exists():
-        sample.mkdir()
-        for p in sorted(small.glob("*"))[: args.modelaudit_sample]:
-            if p.name != ".complete":
-                shutil.copy(p, sample / p.name)
     formats = work / f"formats-{fmt_mib}"
-    build_formats(formats, fmt_mib)
+    if args.build_only:
+        print("building corpora in", work, flush=True)
+        build_sharded(sharded, 8, shard_mib)
+        build_sharded(tiny, 8, 1)
+        build_small(small, count)
+        if not sample.exists():
+            sample.mkdir()
+            for p in sorted(small.glob("*"))[: args.modelaudit_sample]:
+                if p.name != ".complete":
+                    shutil.copy(p, sample / p.name)
+        build_formats(formats, fmt_mib)
+        return 0
+    # Corpora are built by a child process so that this parent never loads torch: a
+    # child's peak RSS (wait4) starts from the parent's size at fork.
+    subprocess.run([sys.executable, __file__, "--build-only", "--work", str(work),
+                    "--modelaudit-sample", str(args.modelaudit_sample),
+                    *(["--quick"] if args.quick else [])], check=True)
+    peers = ensure_env(work)
 
-    mlw = [sys.executable, "-m", "mlwarden", "scan"]
+    mlw = [str(peers / "mlwarden"), "scan"]
     ps = [str(peers / "picklescan"), "-p"]
     ma_env = {**os.environ, "PROMPTFOO_DISABLE_TELEMETRY": "1", "NO_COLOR": "1"}
     ma = [str(peers / "modelaudit"), "scan", "--no-cache", "-q", "-f", "json"]
-    print(f"mlwarden {version([*mlw[:3], '--version'])}; "
+    print(f"{version([str(peers / 'mlwarden'), '--version'])}; "
           f"picklescan {version([str(peers / 'pip'), 'show', 'picklescan']).split()[-1]}; "
           f"modelaudit {version([str(peers / 'modelaudit'), '--version'])}", flush=True)
 

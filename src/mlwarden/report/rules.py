@@ -40,4 +40,9 @@ def all_rules() -> list[Rule]:
     from mlwarden.scan.readers import import_all_readers
 
     import_all_readers()
+    import mlwarden.lint.rules  # noqa: F401  (lint rules are declared outside the scanner)
+    from mlwarden.deps import doctor as _doctor  # noqa: F401  (deps/doctor rules)
+    from mlwarden.deps import rules as _deps_rules  # noqa: F401
+    from mlwarden.deps.inspect import rules as _pkg_rules  # noqa: F401  (deps inspect)
+    from mlwarden.memory import rules as _memory_rules  # noqa: F401  (agent-memory rules)
     return sorted(RULES.values(), key=lambda r: r.id)

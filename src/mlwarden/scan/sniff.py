@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import pickletools
+import re
 import struct
 
 HEAD_BYTES = 8192
@@ -71,6 +72,9 @@ def sniff(head: bytes, size: int) -> str:
         return PICKLE
     if head[:3] == b"BZh" and head[3:4].isdigit():
         return BZ2
+    # '(' and 'X' can also open a zlib header; a pickle that parses to STOP wins.
+    if head[0] in _P0_START and _looks_like_old_pickle(head, size):
+        return PICKLE
     if _is_zlib(head):
         return ZLIB
     if head[:3] == b"\x5d\x00\x00":
@@ -85,7 +89,9 @@ def sniff(head: bytes, size: int) -> str:
         return SAFETENSORS
     if head[0] in _P0_START and _looks_like_old_pickle(head, size):
         return PICKLE
-    if _is_text(head):
+    # Small protobufs (ONNX, SavedModel) can be valid UTF-8; their tag bytes (0x08, 0x12,
+    # 0x1a ...) are control characters that text does not contain.
+    if _is_text(head) and not (_BINARY_CONTROLS.search(head) and _is_protobuf(head)):
         return TEXT
     if _is_protobuf(head):
         return PROTOBUF
@@ -113,7 +119,9 @@ def _is_safetensors(head: bytes, size: int) -> bool:
         return False
     (n,) = struct.unpack_from("<Q", head, 0)
     # The header is JSON starting with '{'; readers decide whether it is well-formed.
-    return 2 <= n <= size - 8 and head[8:9] == b"{"
+    # A length past the end (< 2**48, so the high bytes are NUL and it is not text) is
+    # still a safetensors file, a truncated or hostile one: its reader reports it.
+    return (2 <= n <= size - 8 or 2 <= n < 1 << 48) and head[8:9] == b"{"
 
 
 def _looks_like_old_pickle(head: bytes, size: int) -> bool:
@@ -126,12 +134,13 @@ def _looks_like_old_pickle(head: bytes, size: int) -> bool:
             count += 1
             if opcode.name == "STOP":
                 return count >= 2
-            if opcode.proto > 1:
-                return False
     except Exception:
         # A valid prefix cut off by the end of the head still counts.
         return len(head) < size and count >= 16 and stream.tell() >= len(head) - 256
     return False
+
+
+_BINARY_CONTROLS = re.compile(rb"[\x01-\x08\x0e-\x1a\x1c-\x1f]")
 
 
 def _is_text(head: bytes) -> bool:

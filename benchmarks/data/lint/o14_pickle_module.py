@@ -1,0 +1,3 @@
+import dill
+import torch
+state = torch.load("m.pt", weights_only=True, pickle_module=dill)

@@ -1,0 +1,2 @@
+from transformers import pipeline
+clf = pipeline("text-classification", model="org/model")

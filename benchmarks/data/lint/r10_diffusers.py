@@ -1,0 +1,2 @@
+from diffusers import DiffusionPipeline
+pipe = DiffusionPipeline.from_pretrained("org/sd-model")

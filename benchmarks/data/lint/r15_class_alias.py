@@ -1,0 +1,3 @@
+from transformers import AutoModel
+model_cls = AutoModel
+model = model_cls.from_pretrained("org/model")

@@ -1,0 +1,6 @@
+from functools import partial
+
+from transformers import AutoModel
+
+load = partial(AutoModel.from_pretrained, revision="4f2c1e9b7a6d5c3b2a1f0e9d8c7b6a5f4e3d2c1b")
+model = load("org/model")

@@ -1,0 +1,3 @@
+from transformers import AutoModel
+LOCAL_DIR = "./checkpoints/bert"
+model = AutoModel.from_pretrained(LOCAL_DIR)

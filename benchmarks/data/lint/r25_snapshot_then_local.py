@@ -1,0 +1,5 @@
+from huggingface_hub import snapshot_download
+from transformers import AutoModel
+
+path = snapshot_download("org/model", revision="4f2c1e9b7a6d5c3b2a1f0e9d8c7b6a5f4e3d2c1b")
+model = AutoModel.from_pretrained(path)

@@ -1,0 +1,3 @@
+from huggingface_hub import HfApi
+api = HfApi()
+local = api.snapshot_download("org/model")

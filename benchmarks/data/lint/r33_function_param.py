@@ -1,0 +1,5 @@
+from transformers import AutoModel
+
+
+def load(name):
+    return AutoModel.from_pretrained(name)

@@ -1,0 +1,2 @@
+import torch
+net = torch.hub.load("pytorch/vision:4f2c1e9b7a6d5c3b2a1f0e9d8c7b6a5f4e3d2c1b", "resnet18")

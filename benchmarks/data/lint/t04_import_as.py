@@ -1,0 +1,2 @@
+import torch as T
+state = T.load("model.pt")

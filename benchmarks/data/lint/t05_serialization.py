@@ -1,0 +1,2 @@
+import torch
+state = torch.serialization.load("model.pt")

@@ -1,0 +1,2 @@
+from torch import load
+state = load("model.pt")

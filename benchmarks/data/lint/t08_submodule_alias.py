@@ -1,0 +1,2 @@
+import torch.serialization as ser
+state = ser.load("model.pt")

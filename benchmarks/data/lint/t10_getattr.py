@@ -1,0 +1,3 @@
+import torch
+fn = getattr(torch, "load")
+state = fn("model.pt")

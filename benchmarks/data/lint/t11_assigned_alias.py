@@ -1,0 +1,3 @@
+import torch
+L = torch.load
+state = L("model.pt")

@@ -1,0 +1,3 @@
+import torch
+SAFE = True
+state = torch.load("model.pt", weights_only=SAFE)

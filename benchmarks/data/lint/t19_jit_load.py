@@ -1,0 +1,2 @@
+import torch
+scripted = torch.jit.load("model.ts")

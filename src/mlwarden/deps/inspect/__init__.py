@@ -1,0 +1,1 @@
+"""Static package inspection: install-time, import-time and start-up code."""

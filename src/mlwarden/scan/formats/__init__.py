@@ -1,0 +1,1 @@
+"""Analysers for non-pickle model formats, shared by several readers (zip, hdf5, protobuf)."""
