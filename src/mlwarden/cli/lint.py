@@ -34,11 +34,11 @@ def lint_exit_code(report: Report, fail_on: Severity | None) -> int:
 
 
 def _render(report: Report, fmt: str) -> str:
-    from mlwarden.lint.jsonout import to_lint_json
+    from mlwarden.report.flat import to_flat_json
     from mlwarden.report.render import render
 
     if fmt == "json":
-        return to_lint_json(report)
+        return to_flat_json(report)
     buf = io.StringIO()
     render(report, fmt, buf)
     return buf.getvalue()

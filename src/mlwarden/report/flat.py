@@ -1,6 +1,6 @@
 """The flat findings JSON of issue 6 (``{"findings": [{path, line, col, rule, severity,
-message}]}``), for commands whose results are findings in text files (deps, doctor).
-Extra keys (verdict, fix, detail) only add to that shape."""
+message}]}``), for commands whose results are findings in text files (lint, deps, doctor).
+Extra keys (verdict, fix, detail, cell) only add to that shape."""
 
 from __future__ import annotations
 
@@ -29,6 +29,8 @@ def to_flat_json(report: Report) -> str:
             }
             if loc is not None and (loc.detail or loc.member):
                 entry["detail"] = ", ".join(p for p in (loc.member, loc.detail) if p)
+                if loc.detail and loc.detail.startswith("cell "):
+                    entry["cell"] = loc.detail  # notebooks: line and col are within this cell
             findings.append(entry)
     doc: dict[str, object] = {
         "findings": findings,
