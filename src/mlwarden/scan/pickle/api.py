@@ -1,17 +1,24 @@
-"""Interface of the pickle analyser (placeholder implementation: replaced by the real
-interpreter)."""
+"""Drive the pickle machine over one stream: stacked pickles, frame views, nested pickles,
+and turn what it saw into findings.
+
+``scan_pickle(data, ctx, *, member=None, start=0, stacked=True) -> PickleScanResult``
+"""
 
 from __future__ import annotations
 
-import io
-import pickletools
-from dataclasses import dataclass
+import contextlib
+from dataclasses import dataclass, field
 
-from mlwarden.report.model import Location, Severity, Verdict
-from mlwarden.report.rules import rule
+from mlwarden.report.model import Location
+from mlwarden.report.rules import Rule
 from mlwarden.scan.context import ScanContext
+from mlwarden.scan.knowledge import lookup
+from mlwarden.scan.pickle import rules as R
+from mlwarden.scan.pickle.machine import Break, Budget, Machine
+from mlwarden.scan.pickle.values import CALL, NEW, describe, to_plain
 
-_GLOBAL = rule("pickle-global", Verdict.SUSPICIOUS, Severity.MEDIUM, "Pickle imports a global")
+_MAX_VIEWS = 8  # extra interpretations per pickle after a frame-boundary violation
+_MAX_NESTED_DEPTH = 4
 
 
 @dataclass(frozen=True)
@@ -19,22 +26,208 @@ class PickleScanResult:
     end: int | None  # offset just past the last complete STOP, None if none completed
     count: int  # complete pickles analysed
     first_value: object | None = None  # first pickle's value when it is a plain constant
+    globals: frozenset[str] = field(default_factory=frozenset)  # every name imported
+    broken: bool = False  # the last pickle broke before STOP
+    joblib_arrays: int = 0  # raw joblib array buffers skipped
 
 
-def scan_pickle(data: bytes | memoryview, ctx: ScanContext, *, member: str | None = None,
-                start: int = 0, stacked: bool = True) -> PickleScanResult:
-    """Analyse the pickle stream(s) starting at ``start``, reporting into ``ctx``."""
-    stream = io.BytesIO(bytes(data))
-    stream.seek(start)
-    end = None
-    count = 0
-    try:
-        for op, arg, pos in pickletools.genops(stream):
-            if op.name == "GLOBAL":
-                ctx.report(_GLOBAL, f"global {arg}", Location(member=member, offset=pos))
-            if op.name == "STOP":
-                end = stream.tell()
-                count += 1
-    except Exception as exc:
-        ctx.unscannable(f"pickle parse error: {exc}", Location(member=member))
-    return PickleScanResult(end, count)
+class _Reporter:
+    """Deduplicates findings per pickle: one per (rule, subject)."""
+
+    def __init__(self, ctx: ScanContext, member: str | None) -> None:
+        self.ctx = ctx
+        self.member = member
+        self.seen: set[tuple[str, str]] = set()
+
+    def __call__(self, rule: Rule, subject: str, message: str, offset: int | None,
+                 detail: str) -> None:
+        key = (rule.id, subject)
+        if key in self.seen:
+            return
+        self.seen.add(key)
+        self.ctx.report(rule, message, Location(member=self.member, offset=offset,
+                                                detail=detail))
+
+
+def scan_pickle(data: bytes | bytearray | memoryview, ctx: ScanContext, *,
+                member: str | None = None, start: int = 0, stacked: bool = True,
+                max_pickles: int | None = None, first_index: int = 1,
+                joblib: bool = True, _depth: int = 0) -> PickleScanResult:
+    """Analyse the pickle stream(s) starting at ``start``, reporting into ``ctx``.
+
+    With ``stacked`` the analysis continues after each STOP while the following bytes
+    parse as a pickle (legacy PyTorch files hold five). ``max_pickles`` bounds how many.
+    """
+    buf = bytes(data)
+    report = _Reporter(ctx, member)
+    pos, count, end = start, 0, None
+    first_value: object = None
+    names: set[str] = set()
+    broken = False
+    arrays = 0
+    index = first_index
+    while pos < len(buf):
+        detail = f"pickle #{index}"
+        m = Machine(buf, pos, ctx.limits.max_pickle_ops, joblib=joblib)
+        error: Break | None = None
+        try:
+            m.run()
+        except Break as exc:
+            error = exc
+        except Budget as exc:
+            _classify(m, report, detail, "")
+            ctx.limit(f"pickle #{index}: {exc}; the rest was not analysed",
+                      Location(member=member, offset=m.op_pos, detail=detail))
+            names.update(g.full for g in m.globals)
+            broken = True
+            break
+        except RecursionError:
+            error = Break("structure nested too deeply", "syntax")
+        arrays += m.joblib_arrays
+        if error is not None and index > first_index and not m.globals and not m.calls:
+            # Not a further pickle: raw bytes after the last STOP, never unpickled.
+            report(R.TRAILING_DATA, "trailing", f"{len(buf) - pos} bytes after the last "
+                   "pickle do not parse as a pickle; pickle.load never reads them", pos,
+                   detail)
+            break
+        names.update(g.full for g in m.globals)
+        _classify(m, report, detail, "")
+        if m.straddles:
+            _frame_views(buf, m, ctx, report, detail, names)
+        _nested(m, ctx, member, report, detail, _depth)
+        if error is not None:
+            _report_break(m, error, report, detail)
+            broken = True
+            break
+        count += 1
+        end = m.pos
+        if index == first_index:
+            first_value = to_plain(m.value)
+        pos = m.pos
+        index += 1
+        if not stacked or (max_pickles is not None and count >= max_pickles):
+            break
+    return PickleScanResult(end, count, first_value, frozenset(names), broken, arrays)
+
+
+def _report_break(m: Machine, error: Break, report: _Reporter, detail: str) -> None:
+    if error.anomaly == "memo":
+        report(R.MEMO_ANOMALY, f"break@{m.op_pos}", f"{error} at offset {m.op_pos}",
+               m.op_pos, detail)
+    seen = f"; {len(m.globals)} imports and {len(m.calls)} calls before it were analysed"
+    report(R.BROKEN_STREAM, "break", f"stream breaks at offset {m.op_pos}: {error}"
+           f" (a loader raises here after executing what came before{seen})", m.op_pos,
+           detail)
+
+
+def _uses_text(uses: int) -> str:
+    if uses & CALL:
+        return "called"
+    if uses & NEW:
+        return "reconstructed"
+    return "referenced"
+
+
+def _classify(m: Machine, report: _Reporter, detail: str, view: str) -> None:
+    """Findings for the globals, calls and anomalies one machine run saw."""
+    suffix = f", {view}" if view else ""
+    where = detail + suffix
+    for g in m.globals:
+        k = lookup(g.module, g.name)
+        uses = g.uses
+        how = f"via {g.how}" if g.how not in ("GLOBAL", "STACK_GLOBAL") else g.how
+        if g.full in ("builtins.getattr", "dill._dill._get_attr") and not g.unresolved \
+                and uses & ~CALL == 1 and g.resolved:
+            continue  # every call resolved statically; the targets are classified instead
+        if k.danger is not None:
+            d = k.danger
+            use = _uses_text(uses)
+            args = f" with {describe(g.call_args)}" if g.call_offset is not None else ""
+            report(R.DANGEROUS_CALLABLE, k.name + suffix,
+                   f"{k.name} ({how}, {use}{args}): {d.reason} [{d.category}; {d.ref}]",
+                   g.call_offset if g.call_offset is not None else g.offset, where)
+        elif k.allows(uses):
+            continue
+        elif uses & CALL:
+            why = ("allowlisted only for reconstruction, not for calls" if k.safe
+                   else "not in the allowlist")
+            report(R.UNKNOWN_CALL, k.name + suffix,
+                   f"{k.name} ({how}) is called with {describe(g.call_args)}: {why}; "
+                   "loading runs it", g.call_offset if g.call_offset is not None
+                   else g.offset, where)
+        elif g.module == "copyreg._extension_registry":
+            continue  # reported as an extension-code anomaly
+        else:
+            if uses & NEW:
+                msg = (f"{k.name} ({how}) is reconstructed (NEWOBJ/__newobj__ + BUILD): "
+                       "loading imports its module and runs its __setstate__. This is a "
+                       "whole pickled object rather than plain data (for a model: a full "
+                       "nn.Module of a user class, not a state_dict)")
+            else:
+                msg = (f"{k.name} ({how}) is imported but not called; loading imports "
+                       "its module")
+            report(R.UNKNOWN_GLOBAL, k.name + suffix, msg, g.offset, where)
+    for kind, message, off in m.anomalies:
+        rule = _ANOMALY_RULES.get(kind)
+        if rule is not None:
+            report(rule, f"{kind}:{message}{suffix}", message, off, where)
+
+
+_ANOMALY_RULES: dict[str, Rule] = {
+    "memo": R.MEMO_ANOMALY, "mutation": R.GLOBAL_MUTATION, "ext": R.EXTENSION_CODE,
+    "buffer": R.OUT_OF_BAND, "call-value": R.CALL_ON_VALUE, "call-attr": R.CALL_ON_VALUE,
+    "frame": R.FRAME_DIVERGENCE, "nested": R.NESTED_PICKLE,
+}
+
+
+def _frame_views(buf: bytes, m: Machine, ctx: ScanContext, report: _Reporter, detail: str,
+                 names: set[str]) -> None:
+    """A read crossed a FRAME end: report it and analyse what other unpicklers execute."""
+    first = m.straddles[0]
+    report(R.FRAME_DIVERGENCE, "straddle",
+           f"a read at offset {first.read_offset} crosses the end of the FRAME "
+           f"[{first.frame_start}, {first.frame_end}) ({len(m.straddles)} such reads); "
+           "pure-Python pickle raises there, pickle.loads reads on, and the C unpickler "
+           "loading a file executes from the frame end", first.op_offset, detail)
+    views: list[tuple[int, bool, str]] = [(m.start, True, "C file-load view")]
+    for s in m.straddles[:_MAX_VIEWS]:
+        # Bytes a static reader takes as data, read as opcodes.
+        views.append((s.frame_end, False, f"opcodes hidden after the frame end @{s.frame_end}"))
+        after = _payload_start(buf, s)
+        if after is not None and after != s.frame_end:
+            views.append((after, False, f"opcodes hidden in data @{after}"))
+    for start, lossy, label in views[: _MAX_VIEWS + 1]:
+        v = Machine(buf, start, ctx.limits.max_pickle_ops, lossy=lossy)
+        with contextlib.suppress(Break, Budget, RecursionError):
+            v.run()
+        names.update(g.full for g in v.globals)
+        _classify(v, report, detail, label)
+
+
+def _payload_start(buf: bytes, s: object) -> int | None:
+    """Start of the data of the opcode whose read crossed the frame (after its length)."""
+    from mlwarden.scan.pickle.machine import Straddle
+
+    assert isinstance(s, Straddle)
+    op = buf[s.op_offset]
+    sizes = {0x42: 4, 0x43: 1, 0x8E: 8, 0x96: 8, 0x58: 4, 0x8C: 1, 0x8D: 8, 0x54: 4, 0x55: 1}
+    n = sizes.get(op)
+    return None if n is None else s.op_offset + 1 + n
+
+
+def _nested(m: Machine, ctx: ScanContext, member: str | None, report: _Reporter,
+            detail: str, depth: int) -> None:
+    """Constant bytes handed to a deserialiser are scanned as their own entry."""
+    for loader, blob, off in m.nested[:16]:
+        label = f"nested@{off}"
+        if loader != "torch.storage._load_from_bytes":
+            report(R.NESTED_PICKLE, f"{loader}@{off}",
+                   f"{loader} deserialises {len(blob)} constant bytes embedded in the stream; "
+                   "they are scanned as their own entry", off, detail)
+        if ctx.scan_nested is not None:
+            from mlwarden.scan.source import Source
+
+            ctx.scan_member(Source.from_bytes(blob, f"{ctx.display_path}!{label}"))
+        elif depth < _MAX_NESTED_DEPTH and blob[:1] == b"\x80":
+            scan_pickle(blob, ctx, member=f"{member + '!' if member else ''}{label}",
+                        _depth=depth + 1)

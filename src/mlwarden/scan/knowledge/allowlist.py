@@ -1,0 +1,189 @@
+"""Callables that ordinary model files need, with the uses in which each is safe.
+
+Uses: ``REF`` (only referenced, e.g. a class passed as an argument), ``NEW`` (an instance is
+reconstructed: NEWOBJ/NEWOBJ_EX, copyreg.__newobj__/_reconstructor, then BUILD state), and
+``CALL`` (invoked with arguments by REDUCE/OBJ/INST). A prefix entry covers single-component
+qualnames in a module and its submodules (classes, never ``Class.method`` paths).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+R, N, C = 1, 2, 4  # bit set of allowed uses (see Use in lookup)
+RN = R | N
+RNC = R | N | C
+
+
+@dataclass(frozen=True)
+class Safe:
+    uses: int
+    note: str
+    invokes: tuple[int, ...] = ()  # argument positions that the callable calls
+    constructs: tuple[int, ...] = ()  # argument positions that it instantiates without __init__
+
+
+def _s(uses: int, note: str, invokes: tuple[int, ...] = (),
+       constructs: tuple[int, ...] = ()) -> Safe:
+    return Safe(uses, note, invokes, constructs)
+
+
+_BUILTIN = _s(RNC, "builtin value type")
+_TORCH_REBUILD = _s(RNC, "torch tensor/storage rebuilder")
+_TORCH_TYPE = _s(RNC, "torch storage/dtype/device type")
+_NUMPY = _s(RNC, "numpy array/dtype/scalar reconstruction")
+_NUMPY_RANDOM = _s(RNC, "numpy random state reconstruction")
+_STDLIB_VALUE = _s(RNC, "standard-library value type")
+
+NAMES: dict[str, Safe] = {
+    # Pickle's own reconstruction helpers.
+    "copyreg._reconstructor": _s(C, "protocol 0/1 object reconstruction", constructs=(0,)),
+    "copyreg.__newobj__": _s(C, "protocol 2 object reconstruction", constructs=(0,)),
+    "copyreg.__newobj_ex__": _s(C, "protocol 2+ object reconstruction", constructs=(0,)),
+    "copyreg._reconstructor.__self__": _s(R, "reconstruction helper"),
+    # Builtins.
+    **{f"builtins.{n}": _BUILTIN for n in (
+        "set", "frozenset", "bytearray", "bytes", "complex", "slice", "range", "list", "dict",
+        "tuple", "str", "int", "float", "bool", "object", "Ellipsis", "NotImplemented",
+        "reversed", "enumerate", "property", "staticmethod", "classmethod")},
+    # Standard-library value types.
+    **{f"collections.{n}": _STDLIB_VALUE for n in (
+        "OrderedDict", "deque", "Counter", "ChainMap", "UserDict", "UserList")},
+    "collections.defaultdict": _s(RNC, "dict with a default factory (called on misses)",
+                                  invokes=(0,)),
+    **{f"datetime.{n}": _STDLIB_VALUE for n in (
+        "datetime", "date", "time", "timedelta", "timezone", "tzinfo")},
+    "decimal.Decimal": _STDLIB_VALUE, "fractions.Fraction": _STDLIB_VALUE,
+    "uuid.UUID": _STDLIB_VALUE, "uuid.SafeUUID": _STDLIB_VALUE,
+    **{f"types.{n}": _STDLIB_VALUE for n in (
+        "NoneType", "EllipsisType", "NotImplementedType", "SimpleNamespace")},
+    "argparse.Namespace": _STDLIB_VALUE, "types.SimpleNamespace": _STDLIB_VALUE,
+    "re._compile": _s(RNC, "compiled regular expression"),
+    "pathlib.PosixPath": _STDLIB_VALUE, "pathlib.WindowsPath": _STDLIB_VALUE,
+    "pathlib.PurePosixPath": _STDLIB_VALUE, "pathlib.PureWindowsPath": _STDLIB_VALUE,
+    "pathlib.Path": _STDLIB_VALUE, "enum.Enum": _s(R, "enum base"),
+    "logging.getLogger": _s(RNC, "loggers pickle by name"),
+    "zoneinfo.ZoneInfo": _STDLIB_VALUE, "zoneinfo.ZoneInfo._unpickle": _STDLIB_VALUE,
+    "array.array": _STDLIB_VALUE, "array._array_reconstructor": _STDLIB_VALUE,
+    "_codecs.encode": _s(RNC, "protocol 0-2 bytes are pickled as codecs.encode(str, 'latin1')"),
+    "codecs.encode": _s(RNC, "protocol 0-2 bytes"),
+    # numpy.
+    **{f"{m}.{n}": _NUMPY for m in ("numpy.core.multiarray", "numpy._core.multiarray")
+       for n in ("_reconstruct", "scalar")},
+    **{f"{m}._frombuffer": _NUMPY for m in ("numpy.core.numeric", "numpy._core.numeric")},
+    "numpy.ndarray": _NUMPY, "numpy.dtype": _NUMPY, "numpy.matrix": _NUMPY,
+    "numpy.ma.core._mareconstruct": _NUMPY, "numpy.ma.core.MaskedArray": _NUMPY,
+    "numpy.core.records.recarray": _NUMPY, "numpy.record": _NUMPY,
+    **{f"numpy.{n}": _NUMPY for n in (
+        "bool_", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+        "float16", "float32", "float64", "longdouble", "complex64", "complex128", "str_",
+        "bytes_", "object_", "void", "datetime64", "timedelta64", "intc", "uintc", "intp",
+        "uintp", "longlong", "ulonglong", "half", "single", "double", "clongdouble")},
+    **{f"numpy.random._pickle.{n}": _NUMPY_RANDOM for n in (
+        "__randomstate_ctor", "__bit_generator_ctor", "__generator_ctor")},
+    **{n: _NUMPY_RANDOM for n in (
+        "numpy.random._mt19937.MT19937", "numpy.random._pcg64.PCG64",
+        "numpy.random._pcg64.PCG64DXSM", "numpy.random._philox.Philox",
+        "numpy.random._sfc64.SFC64", "numpy.random.mtrand.RandomState",
+        "numpy.random._generator.Generator", "numpy.random.bit_generator.SeedSequence",
+        "numpy.random.bit_generator.__pyx_unpickle_SeedSequence")},
+    # PyTorch.
+    **{f"torch._utils.{n}": _TORCH_REBUILD for n in (
+        "_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_tensor_v3", "_rebuild_parameter",
+        "_rebuild_parameter_with_state", "_rebuild_qtensor", "_rebuild_sparse_tensor",
+        "_rebuild_sparse_csr_tensor", "_rebuild_nested_tensor",
+        "_rebuild_device_tensor_from_numpy", "_rebuild_device_tensor_from_cpu_tensor",
+        "_rebuild_meta_tensor_no_storage", "_rebuild_wrapper_subclass", "_rebuild_xla_tensor",
+        "_rebuild_mtia_tensor", "_set_obj_state")},
+    "torch._tensor._rebuild_from_type": _s(C, "tensor subclass rebuild (calls its func)",
+                                           invokes=(0,), constructs=(1,)),
+    "torch._tensor._rebuild_from_type_v2": _s(C, "tensor subclass rebuild (calls its func)",
+                                              invokes=(0,), constructs=(1,)),
+    "torch.storage._load_from_bytes": _s(C, "storage pickled with plain pickle: a nested "
+                                            "checkpoint, scanned as its own entry"),
+    "torch.serialization._get_layout": _TORCH_REBUILD,
+    "torch.device": _TORCH_TYPE, "torch.Size": _TORCH_TYPE, "torch.dtype": _TORCH_TYPE,
+    "torch.Tensor": _TORCH_TYPE, "torch._tensor.Tensor": _TORCH_TYPE,
+    "torch.nn.parameter.Parameter": _TORCH_TYPE, "torch.nn.parameter.Buffer": _TORCH_TYPE,
+    "torch.nn.parameter.UninitializedParameter": _TORCH_TYPE,
+    "torch.storage.UntypedStorage": _TORCH_TYPE, "torch.storage.TypedStorage": _TORCH_TYPE,
+    "torch.UntypedStorage": _TORCH_TYPE, "torch.TypedStorage": _TORCH_TYPE,
+    "torch.return_types": _TORCH_TYPE,
+    **{f"torch.{n}Storage": _TORCH_TYPE for n in (
+        "Float", "Double", "Half", "BFloat16", "Long", "Int", "Short", "Char", "Byte", "Bool",
+        "ComplexFloat", "ComplexDouble", "QInt8", "QUInt8", "QInt32", "QUInt4x2", "QUInt2x4")},
+    **{f"torch.{n}Tensor": _TORCH_TYPE for n in (
+        "Float", "Double", "Half", "BFloat16", "Long", "Int", "Short", "Char", "Byte", "Bool")},
+    **{f"torch.{n}": _TORCH_TYPE for n in (
+        "float32", "float", "float64", "double", "float16", "half", "bfloat16", "complex32",
+        "complex64", "complex128", "cfloat", "cdouble", "uint8", "uint16", "uint32", "uint64",
+        "int8", "int16", "short", "int32", "int", "int64", "long", "bool", "qint8", "quint8",
+        "qint32", "quint4x2", "quint2x4", "float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz",
+        "float8_e5m2fnuz", "strided", "sparse_coo", "sparse_csr", "sparse_csc", "sparse_bsr",
+        "sparse_bsc", "_mkldnn", "contiguous_format", "channels_last", "channels_last_3d",
+        "preserve_format", "per_tensor_affine", "per_channel_affine",
+        "per_tensor_symmetric", "per_channel_symmetric", "per_channel_affine_float_qparams")},
+    **{f"torch.jit._pickle.{n}": _s(C, "TorchScript constant builder") for n in (
+        "build_intlist", "build_tensorlist", "build_doublelist", "build_boollist",
+        "build_tensor_from_id", "restore_type_tag")},
+    # sklearn / joblib / scipy.
+    "sklearn.tree._tree.Tree": _s(RNC, "sklearn tree structure (Cython __reduce__)"),
+    "sklearn.neighbors._kd_tree.newObj": _s(C, "sklearn KD tree (Cython __reduce__)",
+                                            constructs=(0,)),
+    "sklearn.neighbors._ball_tree.newObj": _s(C, "sklearn ball tree (Cython __reduce__)",
+                                              constructs=(0,)),
+    "sklearn.metrics._dist_metrics.newObj": _s(C, "sklearn distance metric", constructs=(0,)),
+    "sklearn._loss._loss.__pyx_unpickle_CyHalfBinomialLoss": _s(C, "sklearn loss"),
+    "joblib.numpy_pickle.NumpyArrayWrapper": _s(RN, "joblib array header; the raw buffer "
+                                                    "follows in the file"),
+    "joblib.numpy_pickle.NDArrayWrapper": _s(RN, "joblib <0.10 array stored in a side file"),
+    "joblib.numpy_pickle_compat.NDArrayWrapper": _s(RN, "joblib <0.10 array"),
+    "joblib.numpy_pickle_compat.ZNDArrayWrapper": _s(RN, "joblib <0.10 compressed array"),
+    # dill / cloudpickle reconstructors of plain data.
+    "dill._dill._load_type": _s(C, "dill builtin type lookup (resolved by name)"),
+    "dill._dill._create_namedtuple": _s(C, "dill namedtuple"),
+    "dill._dill._create_array": _s(C, "dill numpy array"),
+    "dill._dill._create_dtypemeta": _s(C, "dill numpy dtype"),
+    "dill._dill._create_cell": _s(C, "dill cell"),
+    "dill._dill._create_lock": _s(C, "dill lock"), "dill._dill._create_rlock": _s(C, "dill lock"),
+    "dill._dill._create_stringi": _s(C, "dill StringIO"),
+    "dill._dill._create_stringo": _s(C, "dill StringIO"),
+    "cloudpickle.cloudpickle._builtin_type": _s(C, "builtin type lookup (resolved by name)"),
+    "cloudpickle.cloudpickle._make_empty_cell": _s(C, "cloudpickle cell"),
+    "cloudpickle.cloudpickle._make_cell": _s(C, "cloudpickle cell"),
+    # transformers TrainingArguments enums (called with their value).
+    **{f"transformers.trainer_utils.{n}": _s(RNC, "transformers enum") for n in (
+        "IntervalStrategy", "SchedulerType", "HubStrategy", "EvaluationStrategy",
+        "SaveStrategy", "FSDPOption", "ShardedDDPOption")},
+    **{f"transformers.training_args.{n}": _s(RNC, "transformers enum") for n in (
+        "OptimizerNames", "TrainingArguments")},
+    "transformers.debug_utils.DebugOption": _s(RNC, "transformers enum"),
+    "transformers.trainer_pt_utils.AcceleratorConfig": _s(RNC, "transformers config"),
+    "accelerate.utils.dataclasses.DistributedType": _s(RNC, "accelerate enum"),
+    "accelerate.state.PartialState": _s(RN, "accelerate state"),
+}
+
+# Module prefixes whose classes may be referenced and reconstructed (never called).
+PREFIXES: dict[str, Safe] = {
+    "torch.nn": _s(RN, "torch.nn module class"),
+    "torch.optim": _s(RN, "torch optimizer/scheduler class"),
+    "torch.ao.nn": _s(RN, "torch quantized module class"),
+    "torch.nn.utils.parametrize": _s(RN, "torch parametrization"),
+    "sklearn": _s(RN, "scikit-learn estimator class"),
+    # Cython extension types whose __reduce__ calls the class (no code is run).
+    "sklearn._loss._loss": _s(RNC, "scikit-learn Cython loss"),
+    "sklearn.tree._tree": _s(RNC, "scikit-learn Cython tree"),
+    "sklearn.neighbors._kd_tree": _s(RNC, "scikit-learn Cython KD tree"),
+    "sklearn.neighbors._ball_tree": _s(RNC, "scikit-learn Cython ball tree"),
+    "sklearn.metrics._dist_metrics": _s(RNC, "scikit-learn Cython distance metric"),
+    "sklearn.utils._random": _s(RNC, "scikit-learn Cython helper"),
+    "scipy.sparse": _s(RN, "scipy sparse matrix class"),
+    "transformers": _s(RN, "transformers class"),
+    "tokenizers": _s(RN, "tokenizers class"),
+    "sentence_transformers": _s(RN, "sentence-transformers class"),
+    "numpy.dtypes": _s(RNC, "numpy dtype class"),
+    "xgboost": _s(RN, "xgboost estimator class"),
+    "lightgbm": _s(RN, "lightgbm estimator class"),
+    "__torch__": _s(RN, "TorchScript class: only TorchScript's own loader resolves it; "
+                        "Python's pickle cannot import it"),
+}

@@ -1,0 +1,895 @@
+"""A symbolic pickle machine that follows CPython's unpickler (Modules/_pickle.c, 3.11).
+
+It models the stack, the mark stack, the memo, frames and every opcode of protocols 0-5,
+but never imports or calls anything: globals become :class:`Global` values and calls become
+:class:`Call` values that the classifier judges afterwards. Work is bounded by the opcode
+budget and by the input itself (a declared length past the end of the data is a break,
+never an allocation).
+"""
+
+from __future__ import annotations
+
+import codecs
+from struct import unpack_from
+
+from mlwarden.scan.pickle.values import (
+    CALL,
+    NEW,
+    REF,
+    Attr,
+    Call,
+    Global,
+    Persistent,
+    SymDict,
+    SymSet,
+    Unknown,
+)
+
+HIGHEST_PROTOCOL = 5
+JOBLIB_WRAPPER = "joblib.numpy_pickle.NumpyArrayWrapper"
+RESOLVERS = frozenset({
+    "builtins.getattr", "dill._dill._get_attr", "dill._dill._load_type",
+    "cloudpickle.cloudpickle._builtin_type",
+})
+_ENCODERS = frozenset({"_codecs.encode", "codecs.encode"})
+NESTED_LOADERS = frozenset({
+    "pickle.loads", "_pickle.loads", "pickle._loads", "cPickle.loads", "dill.loads",
+    "dill._dill.loads", "cloudpickle.loads", "numpy.loads", "numpy.core.numeric.loads",
+    "torch.storage._load_from_bytes", "pickle.load", "_pickle.load",
+})
+
+
+class Break(Exception):
+    """The stream stops here: CPython's unpickler raises at this point."""
+
+    def __init__(self, message: str, anomaly: str | None = None) -> None:
+        super().__init__(message)
+        self.anomaly = anomaly  # "memo", "frame", "truncated", ... for the classifier
+
+
+class Budget(Exception):
+    """The opcode budget ran out."""
+
+
+_compat: tuple[dict[tuple[str, str], tuple[str, str]], dict[str, str]] | None = None
+
+
+def _compat_maps() -> tuple[dict[tuple[str, str], tuple[str, str]], dict[str, str]]:
+    """Python 2 name mapping applied by find_class for protocol < 3 (fix_imports)."""
+    global _compat
+    if _compat is None:
+        import _compat_pickle
+
+        _compat = (_compat_pickle.NAME_MAPPING, _compat_pickle.IMPORT_MAPPING)
+    return _compat
+
+
+class Straddle:
+    """A read that runs past the end of its FRAME (gh-154848)."""
+
+    __slots__ = ("frame_end", "frame_start", "op_offset", "read_offset")
+
+    def __init__(self, op_offset: int, frame_start: int, frame_end: int, read_offset: int):
+        self.op_offset = op_offset
+        self.frame_start = frame_start
+        self.frame_end = frame_end
+        self.read_offset = read_offset
+
+
+class Machine:
+    """Interprets one pickle starting at ``start`` in ``data``.
+
+    ``lossy`` selects the C unpickler's file-based behaviour (no ``peek``, or a frame that
+    crossed a buffer boundary): after a FRAME, a plain read that crosses the frame's end
+    drops the rest of the frame and continues at the frame end (``_Unpickler_ReadImpl``);
+    ``readinto`` reads (bytes payloads) stay linear. The default is the in-memory/linear
+    view shared by ``pickle.loads`` and pickletools.
+    """
+
+    def __init__(self, data: bytes, start: int, max_ops: int, *, lossy: bool = False,
+                 joblib: bool = True, depth: int = 0) -> None:
+        self.data = data
+        self.dlen = len(data)
+        self.start = start
+        self.pos = start
+        self.lim = self.dlen
+        self.max_ops = max_ops
+        self.lossy = lossy
+        self.joblib = joblib
+        self.depth = depth
+        self.stack: list[object] = []
+        self.metastack: list[list[object]] = []
+        self.memo: dict[int, object] = {}
+        self.proto = 0
+        self.ops = 0
+        self.op_pos = start
+        self.fstart: int | None = None
+        self.fend: int | None = None
+        self.skip_after_frame = 0
+        # What the classifier reads afterwards.
+        self.globals: list[Global] = []
+        self.calls: list[tuple[object, object, str, int]] = []
+        self.anomalies: list[tuple[str, str, int]] = []  # (kind, message, offset)
+        self.straddles: list[Straddle] = []
+        self.nested: list[tuple[str, bytes, int]] = []  # (loader, bytes, offset)
+        self.value: object = None
+        self.joblib_arrays = 0
+        self.protocols: set[int] = set()
+
+    # ------------------------------------------------------------------ reading
+    def read(self, n: int, into: bool = False) -> bytes:
+        p = self.pos
+        q = p + n
+        if q <= self.lim:
+            self.pos = q
+            return self.data[p:q]
+        return self._read_slow(n, into)
+
+    def _read_slow(self, n: int, into: bool) -> bytes:
+        p = self.pos
+        fend = self.fend
+        if fend is not None:
+            if p >= fend:  # frame consumed: back to the underlying stream
+                self._end_frame()
+                return self.read(n, into)
+            assert self.fstart is not None
+            self.straddles.append(Straddle(self.op_pos, self.fstart, fend, p))
+            if self.lossy and not into:
+                p = fend + self.skip_after_frame
+                self.skip_after_frame = 0
+            self._end_frame()
+        q = p + n
+        if q > self.dlen:
+            raise Break(f"pickle data was truncated (needs {n} bytes at offset {p})",
+                        "truncated")
+        self.pos = q
+        return self.data[p:q]
+
+    def _end_frame(self) -> None:
+        if self.fend is not None and self.skip_after_frame:
+            self.pos = max(self.pos, self.fend) + self.skip_after_frame
+            self.skip_after_frame = 0
+        self.fend = self.fstart = None
+        self.lim = self.dlen
+
+    def readline(self) -> bytes:
+        p = self.pos
+        i = self.data.find(b"\n", p, self.lim)
+        if i >= 0:
+            self.pos = i + 1
+            return self.data[p:i]
+        fend = self.fend
+        if fend is not None:
+            if p >= fend:
+                self._end_frame()
+                return self.readline()
+            assert self.fstart is not None
+            self.straddles.append(Straddle(self.op_pos, self.fstart, fend, p))
+            if self.lossy:
+                p = fend + self.skip_after_frame
+                self.skip_after_frame = 0
+            self._end_frame()
+            i = self.data.find(b"\n", p)
+            if i >= 0:
+                self.pos = i + 1
+                return self.data[p:i]
+        raise Break(f"pickle data was truncated (no end of line after offset {p})",
+                    "truncated")
+
+    # ------------------------------------------------------------------ stack
+    def pop(self) -> object:
+        try:
+            return self.stack.pop()
+        except IndexError:
+            raise Break("unpickling stack underflow", "stack") from None
+
+    def top(self) -> object:
+        if not self.stack:
+            raise Break("unpickling stack underflow", "stack")
+        return self.stack[-1]
+
+    def pop_mark(self) -> list[object]:
+        items = self.stack
+        try:
+            self.stack = self.metastack.pop()
+        except IndexError:
+            raise Break("could not find MARK", "stack") from None
+        return items
+
+    # ------------------------------------------------------------------ main loop
+    def run(self) -> bool:
+        """Interpret up to STOP. True on STOP; raises Break or Budget otherwise."""
+        dispatch = _DISPATCH
+        data = self.data
+        max_ops = self.max_ops
+        while True:
+            p = self.pos
+            if p >= self.lim:
+                if self.fend is not None and p >= self.fend:
+                    self._end_frame()
+                    p = self.pos
+                if p >= self.dlen:
+                    raise Break("pickle exhausted before STOP", "truncated")
+            self.op_pos = p
+            code = data[p]
+            self.pos = p + 1
+            self.ops += 1
+            if self.ops > max_ops:
+                raise Budget(f"more than {max_ops} opcodes")
+            handler = dispatch[code]
+            if handler is None:
+                raise Break(f"invalid load key {bytes([code])!r} at offset {p}", "opcode")
+            if handler(self):
+                return True
+
+    # ------------------------------------------------------------------ helpers
+    def note(self, kind: str, message: str) -> None:
+        if len(self.anomalies) < 200:
+            self.anomalies.append((kind, message, self.op_pos))
+
+    def make_global(self, module: str, name: str, how: str) -> Global:
+        if self.proto < 3:
+            names, imports = _compat_maps()
+            if (module, name) in names:
+                module, name = names[(module, name)]
+            elif module in imports:
+                module = imports[module]
+        g = Global(module, name, self.op_pos, how)
+        g.uses |= REF
+        self.globals.append(g)
+        return g
+
+    def invoke(self, func: object, args: object, kind: str) -> object:
+        """REDUCE/OBJ/INST (kind "call") or NEWOBJ (kind "new") of ``func``."""
+        off = self.op_pos
+        func = _unwrap_persistent_class(func)
+        self.calls.append((func, args, kind, off))
+        if isinstance(func, Global):
+            if kind == "new":
+                func.uses |= NEW
+                return Call(func, args, kind, off)
+            func.uses |= CALL
+            if func.call_offset is None:
+                func.call_offset, func.call_args = off, args
+            full = func.full
+            if full in _ENCODERS and isinstance(args, tuple) and len(args) == 2 \
+                    and isinstance(args[0], str) and args[1] in ("latin1", "latin-1"):
+                # Protocol 0-2 write bytes as _codecs.encode(str, 'latin1'): a constant.
+                try:
+                    return args[0].encode("latin-1")
+                except UnicodeEncodeError:
+                    pass
+            if full in RESOLVERS:
+                resolved = self._resolve(full, args)
+                if resolved is not None:
+                    func.resolved += 1
+                    return resolved
+                func.unresolved += 1
+            elif full in NESTED_LOADERS:
+                blob = args[0] if isinstance(args, tuple) and args else None
+                if isinstance(blob, (bytes, bytearray)):
+                    self.nested.append((full, bytes(blob), off))
+                else:
+                    self.note("nested", f"{full} is handed data computed at load time")
+            self._mark_arguments(full, args)
+        elif isinstance(func, Attr):
+            self.note("call-attr", f"calls method {func.name!r} of a reconstructed object")
+        else:
+            self.note("call-value", "calls a value that is not an imported global")
+        return Call(func, args, kind, off)
+
+    def _resolve(self, full: str, args: object) -> object:
+        if not isinstance(args, tuple):
+            return None
+        if full in ("builtins.getattr", "dill._dill._get_attr") and len(args) >= 2:
+            obj, name = args[0], args[1]
+            if not isinstance(name, str):
+                return None
+            if isinstance(obj, Global):
+                g = Global(obj.module, f"{obj.name}.{name}", self.op_pos, "getattr")
+                g.uses |= REF
+                self.globals.append(g)
+                return g
+            if isinstance(obj, (Call, Persistent, SymDict, list, tuple, SymSet)):
+                return Attr(obj, name)
+            return None
+        if len(args) == 1 and isinstance(args[0], str):  # _load_type / _builtin_type
+            g = Global("types", args[0], self.op_pos, "type lookup")
+            g.uses |= REF
+            self.globals.append(g)
+            return g
+        return None
+
+    def _mark_arguments(self, full: str, args: object) -> None:
+        """Globals passed to reconstruction helpers are constructed or invoked by them."""
+        if not isinstance(args, tuple) or not args:
+            return
+        if full in ("copyreg._reconstructor", "copyreg.__newobj__", "copyreg.__newobj_ex__",
+                    "sklearn.neighbors._kd_tree.newObj", "sklearn.neighbors._ball_tree.newObj",
+                    "sklearn.metrics._dist_metrics.newObj"):
+            cls = args[0]
+            if isinstance(cls, Global):
+                cls.uses |= NEW
+            else:
+                self.note("call-value", f"{full} reconstructs a computed class")
+            if full == "copyreg._reconstructor" and len(args) >= 2:
+                base = args[1]
+                # base.__init__(obj, state) runs unless base is object.
+                if isinstance(base, Global) and base.full != "builtins.object":
+                    base.uses |= CALL
+        elif full in ("torch._tensor._rebuild_from_type", "torch._tensor._rebuild_from_type_v2"):
+            if isinstance(args[0], Global):
+                args[0].uses |= CALL
+            if len(args) > 1 and isinstance(args[1], Global):
+                args[1].uses |= NEW
+        elif full == "collections.defaultdict" and isinstance(args[0], Global):
+            args[0].uses |= CALL
+
+    def mutate(self, target: object, how: str) -> None:
+        if isinstance(target, Global):
+            self.note("mutation", f"{how} modifies the imported global {target.full}")
+        elif isinstance(target, Attr) and isinstance(target.obj, Global):
+            self.note("mutation", f"{how} modifies an attribute of {target.obj.full}")
+
+    def memo_get(self, idx: int) -> None:
+        try:
+            value = self.memo[idx]
+        except KeyError:
+            raise Break(f"memo value not found at index {idx}", "memo") from None
+        self.stack.append(value)
+
+    def memo_put(self, idx: int) -> None:
+        if idx < 0:
+            raise Break("negative memo index", "memo")
+        value = self.top()
+        old = self.memo.get(idx)
+        if old is not None and isinstance(old, str) and old != value:
+            self.note("memo", f"memo slot {idx} is overwritten (was {old[:40]!r})")
+        self.memo[idx] = value
+
+    # ------------------------------------------------------------------ joblib
+    def joblib_build(self, wrapper: Call, state: object) -> None:
+        """Skip the raw array buffer joblib's NumpyArrayWrapper.read_array reads next."""
+        if not isinstance(state, SymDict):
+            raise Break("joblib array wrapper without a state dict", "joblib")
+        shape, dtype = state.get("shape"), state.get("dtype")
+        count = 1
+        if not isinstance(shape, tuple) or not all(
+                isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+            raise Break("joblib array wrapper with an unreadable shape", "joblib")
+        for d in shape:
+            count *= d
+        itemsize, is_object = _dtype_size(dtype)
+        self.joblib_arrays += 1
+        if is_object:
+            sub = Machine(self.data, self._raw_start(), self.max_ops - self.ops,
+                          lossy=self.lossy, joblib=self.joblib, depth=self.depth + 1)
+            if self.depth > 32:
+                raise Break("joblib object arrays nested too deeply", "joblib")
+            try:
+                sub.run()
+            finally:
+                self.globals.extend(sub.globals)
+                self.calls.extend(sub.calls)
+                self.anomalies.extend(sub.anomalies)
+                self.nested.extend(sub.nested)
+                self.straddles.extend(sub.straddles)
+                self.ops += sub.ops
+            self._raw_skip(sub.pos - self._raw_start())
+            return
+        if itemsize is None:
+            raise Break("joblib array wrapper with an unknown dtype", "joblib")
+        size = count * itemsize
+        if state.get("numpy_array_alignment_bytes") is not None:
+            start = self._raw_start()
+            if start >= self.dlen:
+                raise Break("joblib array padding byte missing", "truncated")
+            size += 1 + self.data[start]
+        self._raw_skip(size)
+
+    def _raw_start(self) -> int:
+        if self.fend is not None and self.pos < self.fend:
+            return self.fend + self.skip_after_frame
+        return self.pos
+
+    def _raw_skip(self, size: int) -> None:
+        if self._raw_start() + size > self.dlen:
+            raise Break("joblib array buffer runs past the end of the data", "truncated")
+        if self.fend is not None and self.pos < self.fend:
+            self.note("frame", "a joblib array buffer starts inside an unfinished FRAME")
+            self.skip_after_frame += size
+        else:
+            if self.fend is not None:
+                self._end_frame()
+            self.pos += size
+
+
+def _dtype_size(dtype: object) -> tuple[int | None, bool]:
+    """(itemsize, has objects) of a pickled numpy dtype: numpy.dtype('f8', ...) + state."""
+    if not isinstance(dtype, Call) or not isinstance(dtype.args, tuple) or not dtype.args:
+        return None, False
+    code = dtype.args[0]
+    if not isinstance(code, str):
+        return None, False
+    letters = code.lstrip("<>=|")
+    if letters[:1] == "O":
+        return None, True
+    state = dtype.state
+    if isinstance(state, tuple) and len(state) >= 6:
+        fields = state[4]
+        if isinstance(fields, SymDict):  # structured dtype: any object field makes it pickled
+            for _name, spec in fields.items[:4096]:
+                sub = spec[0] if isinstance(spec, tuple) and spec else None
+                if _dtype_size(sub)[1]:
+                    return None, True
+        elif fields is not None:
+            return None, False
+        if isinstance(state[5], int) and not isinstance(state[5], bool) and state[5] > 0:
+            return state[5], False
+    digits = "".join(ch for ch in letters if ch.isdigit())
+    if digits:
+        return int(digits), False
+    return ({"?": 1, "b": 1, "B": 1}.get(letters[:1]), False)
+
+
+def _unwrap_persistent_class(value: object) -> object:
+    """Legacy torch pickles module classes as persistent id ('module', cls, file, source);
+    torch's persistent_load returns ``cls``."""
+    if isinstance(value, Persistent):
+        pid = value.pid
+        if isinstance(pid, tuple) and len(pid) >= 2 and pid[0] == "module" \
+                and isinstance(pid[1], Global):
+            return pid[1]
+    return value
+
+
+# ---------------------------------------------------------------------- opcodes
+def _int_line(m: Machine, what: str) -> int:
+    line = m.readline()
+    try:
+        return int(line, 10)
+    except ValueError:
+        raise Break(f"invalid {what} argument {line[:20]!r}", "syntax") from None
+
+
+def op_mark(m: Machine) -> None:
+    m.metastack.append(m.stack)
+    m.stack = []
+
+
+def op_stop(m: Machine) -> bool:
+    m.value = m.pop()
+    return True
+
+
+def op_pop(m: Machine) -> None:
+    if m.stack:
+        m.stack.pop()
+    else:
+        m.pop_mark()
+
+
+def op_pop_mark(m: Machine) -> None:
+    m.pop_mark()
+
+
+def op_dup(m: Machine) -> None:
+    m.stack.append(m.top())
+
+
+def op_float(m: Machine) -> None:
+    line = m.readline()
+    try:
+        m.stack.append(float(line))
+    except ValueError:
+        raise Break("could not convert string to float", "syntax") from None
+
+
+def op_binfloat(m: Machine) -> None:
+    m.stack.append(unpack_from(">d", m.read(8))[0])
+
+
+def op_int(m: Machine) -> None:
+    line = m.readline()
+    if line == b"00":
+        m.stack.append(False)
+    elif line == b"01":
+        m.stack.append(True)
+    else:
+        try:
+            m.stack.append(int(line, 0))
+        except ValueError:
+            raise Break("invalid INT argument", "syntax") from None
+
+
+def op_binint(m: Machine) -> None:
+    m.stack.append(unpack_from("<i", m.read(4))[0])
+
+
+def op_binint1(m: Machine) -> None:
+    m.stack.append(m.read(1)[0])
+
+
+def op_binint2(m: Machine) -> None:
+    m.stack.append(unpack_from("<H", m.read(2))[0])
+
+
+def op_long(m: Machine) -> None:
+    line = m.readline()
+    if line.endswith(b"L"):
+        line = line[:-1]
+    try:
+        m.stack.append(int(line, 0))
+    except ValueError:
+        raise Break("invalid LONG argument", "syntax") from None
+
+
+def op_long1(m: Machine) -> None:
+    n = m.read(1)[0]
+    m.stack.append(int.from_bytes(m.read(n), "little", signed=True))
+
+
+def op_long4(m: Machine) -> None:
+    n = unpack_from("<i", m.read(4))[0]
+    if n < 0:
+        raise Break("LONG pickle has negative byte count", "syntax")
+    m.stack.append(int.from_bytes(m.read(n), "little", signed=True))
+
+
+def op_none(m: Machine) -> None:
+    m.stack.append(None)
+
+
+def op_true(m: Machine) -> None:
+    m.stack.append(True)
+
+
+def op_false(m: Machine) -> None:
+    m.stack.append(False)
+
+
+def op_persid(m: Machine) -> None:
+    line = m.readline()
+    try:
+        pid = line.decode("ascii")
+    except UnicodeDecodeError:
+        raise Break("persistent IDs in protocol 0 must be ASCII strings", "syntax") from None
+    m.stack.append(Persistent(pid))
+
+
+def op_binpersid(m: Machine) -> None:
+    m.stack.append(Persistent(m.pop()))
+
+
+def op_reduce(m: Machine) -> None:
+    args = m.pop()
+    func = m.pop()
+    m.stack.append(m.invoke(func, args, "call"))
+
+
+def _bytes_to_str(raw: bytes) -> str:
+    # Protocol 0-2 byte strings load as str (encoding ASCII by default, utf-8 in torch);
+    # latin-1 keeps every byte so the name is never lost.
+    return raw.decode("latin-1")
+
+
+def op_string(m: Machine) -> None:
+    line = m.readline()
+    if len(line) >= 2 and line[0] == line[-1] and line[0] in b"'\"":
+        try:
+            raw = codecs.escape_decode(line[1:-1])[0]
+        except ValueError:
+            raise Break("invalid STRING escape", "syntax") from None
+        m.stack.append(_bytes_to_str(raw))
+    else:
+        raise Break("the STRING opcode argument must be quoted", "syntax")
+
+
+def op_binstring(m: Machine) -> None:
+    n = unpack_from("<i", m.read(4))[0]
+    if n < 0:
+        raise Break("BINSTRING pickle has negative byte count", "syntax")
+    m.stack.append(_bytes_to_str(m.read(n)))
+
+
+def op_short_binstring(m: Machine) -> None:
+    m.stack.append(_bytes_to_str(m.read(m.read(1)[0])))
+
+
+def op_unicode(m: Machine) -> None:
+    line = m.readline()
+    try:
+        m.stack.append(line.decode("raw-unicode-escape"))
+    except UnicodeDecodeError:
+        raise Break("invalid UNICODE argument", "syntax") from None
+
+
+def _utf8(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8", "surrogatepass")
+    except UnicodeDecodeError:
+        raise Break("invalid UTF-8 in a unicode string", "syntax") from None
+
+
+def op_binunicode(m: Machine) -> None:
+    m.stack.append(_utf8(m.read(unpack_from("<I", m.read(4))[0])))
+
+
+def op_short_binunicode(m: Machine) -> None:
+    m.stack.append(_utf8(m.read(m.read(1)[0])))
+
+
+def op_binunicode8(m: Machine) -> None:
+    m.stack.append(_utf8(m.read(unpack_from("<Q", m.read(8))[0])))
+
+
+def op_binbytes(m: Machine) -> None:
+    m.stack.append(m.read(unpack_from("<I", m.read(4))[0], True))
+
+
+def op_short_binbytes(m: Machine) -> None:
+    m.stack.append(m.read(m.read(1)[0], True))
+
+
+def op_binbytes8(m: Machine) -> None:
+    m.stack.append(m.read(unpack_from("<Q", m.read(8))[0], True))
+
+
+def op_bytearray8(m: Machine) -> None:
+    m.stack.append(bytearray(m.read(unpack_from("<Q", m.read(8))[0], True)))
+
+
+def op_next_buffer(m: Machine) -> None:
+    m.note("buffer", "refers to an out-of-band buffer (protocol 5 NEXT_BUFFER)")
+    m.stack.append(Unknown("out-of-band buffer"))
+
+
+def op_readonly_buffer(m: Machine) -> None:
+    m.top()
+
+
+def op_append(m: Machine) -> None:
+    value = m.pop()
+    target = m.top()
+    if isinstance(target, list):
+        target.append(value)
+    else:
+        m.mutate(target, "APPEND")
+
+
+def op_appends(m: Machine) -> None:
+    items = m.pop_mark()
+    target = m.top()
+    if isinstance(target, list):
+        target.extend(items)
+    else:
+        m.mutate(target, "APPENDS")
+
+
+def op_setitem(m: Machine) -> None:
+    value = m.pop()
+    key = m.pop()
+    target = m.top()
+    if isinstance(target, SymDict):
+        target.items.append((key, value))
+    else:
+        m.mutate(target, "SETITEM")
+
+
+def op_setitems(m: Machine) -> None:
+    items = m.pop_mark()
+    target = m.top()
+    if len(items) % 2:
+        raise Break("odd number of items for SETITEMS", "syntax")
+    if isinstance(target, SymDict):
+        target.items.extend(zip(items[::2], items[1::2], strict=False))
+    else:
+        m.mutate(target, "SETITEMS")
+
+
+def op_additems(m: Machine) -> None:
+    items = m.pop_mark()
+    target = m.top()
+    if isinstance(target, SymSet) and not target.frozen:
+        target.items.extend(items)
+    else:
+        m.mutate(target, "ADDITEMS")
+
+
+def op_build(m: Machine) -> None:
+    state = m.pop()
+    inst = m.top()
+    if isinstance(inst, Call):
+        inst.state = state
+        if (m.joblib and isinstance(inst.func, Global) and inst.func.full == JOBLIB_WRAPPER):
+            m.joblib_build(inst, state)
+    elif isinstance(inst, (Global, Attr)):
+        m.mutate(inst, "BUILD")
+
+
+def op_global(m: Machine) -> None:
+    module = _utf8(m.readline())
+    name = _utf8(m.readline())
+    m.stack.append(m.make_global(module, name, "GLOBAL"))
+
+
+def op_stack_global(m: Machine) -> None:
+    name = m.pop()
+    module = m.pop()
+    if type(name) is not str or type(module) is not str:
+        raise Break("STACK_GLOBAL operands are not both str (CPython raises "
+                    "'STACK_GLOBAL requires str')", "memo")
+    m.stack.append(m.make_global(module, name, "STACK_GLOBAL"))
+
+
+def op_inst(m: Machine) -> None:
+    module = _utf8(m.readline())
+    name = _utf8(m.readline())
+    args = tuple(m.pop_mark())
+    g = m.make_global(module, name, "INST")
+    m.stack.append(m.invoke(g, args, "call"))
+
+
+def op_obj(m: Machine) -> None:
+    items = m.pop_mark()
+    if not items:
+        raise Break("unpickling stack underflow", "stack")
+    m.stack.append(m.invoke(items[0], tuple(items[1:]), "call"))
+
+
+def op_newobj(m: Machine) -> None:
+    args = m.pop()
+    cls = _unwrap_persistent_class(m.pop())
+    if not isinstance(cls, Global):
+        m.note("call-value", "NEWOBJ of a computed class")
+    m.stack.append(m.invoke(cls, args, "new"))
+
+
+def op_newobj_ex(m: Machine) -> None:
+    kwargs = m.pop()
+    args = m.pop()
+    cls = _unwrap_persistent_class(m.pop())
+    if not isinstance(cls, Global):
+        m.note("call-value", "NEWOBJ_EX of a computed class")
+    m.stack.append(m.invoke(cls, (args, kwargs), "new"))
+
+
+def _ext(m: Machine, code: int) -> None:
+    if code <= 0:
+        raise Break("EXT specifies code <= 0", "syntax")
+    m.note("ext", f"extension code {code} of the copyreg registry (empty unless the "
+                  "loading process registered it)")
+    m.stack.append(m.make_global("copyreg._extension_registry", f"code_{code}", "EXT"))
+
+
+def op_ext1(m: Machine) -> None:
+    _ext(m, m.read(1)[0])
+
+
+def op_ext2(m: Machine) -> None:
+    _ext(m, unpack_from("<H", m.read(2))[0])
+
+
+def op_ext4(m: Machine) -> None:
+    _ext(m, unpack_from("<i", m.read(4))[0])
+
+
+def op_dict(m: Machine) -> None:
+    items = m.pop_mark()
+    if len(items) % 2:
+        raise Break("odd number of items for DICT", "syntax")
+    m.stack.append(SymDict(list(zip(items[::2], items[1::2], strict=False))))
+
+
+def op_empty_dict(m: Machine) -> None:
+    m.stack.append(SymDict())
+
+
+def op_list(m: Machine) -> None:
+    items = m.pop_mark()  # pop_mark replaces m.stack: pop before appending
+    m.stack.append(items)
+
+
+def op_empty_list(m: Machine) -> None:
+    m.stack.append([])
+
+
+def op_tuple(m: Machine) -> None:
+    items = tuple(m.pop_mark())
+    m.stack.append(items)
+
+
+def op_empty_tuple(m: Machine) -> None:
+    m.stack.append(())
+
+
+def _tuple_n(n: int):  # type: ignore[no-untyped-def]
+    def op(m: Machine) -> None:
+        if len(m.stack) < n:
+            raise Break("unpickling stack underflow", "stack")
+        items = tuple(m.stack[-n:])
+        del m.stack[-n:]
+        m.stack.append(items)
+    return op
+
+
+def op_empty_set(m: Machine) -> None:
+    m.stack.append(SymSet([], False))
+
+
+def op_frozenset(m: Machine) -> None:
+    items = m.pop_mark()
+    m.stack.append(SymSet(items, True))
+
+
+def op_get(m: Machine) -> None:
+    m.memo_get(_int_line(m, "GET"))
+
+
+def op_binget(m: Machine) -> None:
+    m.memo_get(m.read(1)[0])
+
+
+def op_long_binget(m: Machine) -> None:
+    m.memo_get(unpack_from("<I", m.read(4))[0])
+
+
+def op_put(m: Machine) -> None:
+    m.memo_put(_int_line(m, "PUT"))
+
+
+def op_binput(m: Machine) -> None:
+    m.memo_put(m.read(1)[0])
+
+
+def op_long_binput(m: Machine) -> None:
+    m.memo_put(unpack_from("<I", m.read(4))[0])
+
+
+def op_memoize(m: Machine) -> None:
+    m.memo_put(len(m.memo))
+
+
+def op_proto(m: Machine) -> None:
+    proto = m.read(1)[0]
+    if proto > HIGHEST_PROTOCOL:
+        raise Break(f"unsupported pickle protocol: {proto}", "syntax")
+    m.proto = proto
+    m.protocols.add(proto)
+
+
+def op_frame(m: Machine) -> None:
+    size = unpack_from("<Q", m.read(8))[0]
+    if m.fend is not None and m.pos < m.fend:
+        m.note("frame", "a FRAME starts before the previous frame ended (the pure-Python "
+                        "unpickler raises; the C unpickler continues)")
+        m.skip_after_frame = 0
+    start = m.pos
+    if start + size > m.dlen:
+        raise Break("FRAME runs past the end of the data", "truncated")
+    m.fstart, m.fend = start, start + size
+    m.lim = m.fend
+
+
+_DISPATCH: list = [None] * 256  # type: ignore[type-arg]
+for _code, _fn in {
+    b"(": op_mark, b".": op_stop, b"0": op_pop, b"1": op_pop_mark, b"2": op_dup,
+    b"F": op_float, b"G": op_binfloat, b"I": op_int, b"J": op_binint, b"K": op_binint1,
+    b"M": op_binint2,
+    b"L": op_long, b"\x8a": op_long1, b"\x8b": op_long4, b"N": op_none,
+    b"\x88": op_true, b"\x89": op_false, b"P": op_persid, b"Q": op_binpersid,
+    b"R": op_reduce, b"S": op_string, b"T": op_binstring, b"U": op_short_binstring,
+    b"V": op_unicode, b"X": op_binunicode, b"\x8c": op_short_binunicode,
+    b"\x8d": op_binunicode8, b"B": op_binbytes, b"C": op_short_binbytes,
+    b"\x8e": op_binbytes8, b"\x96": op_bytearray8, b"\x97": op_next_buffer,
+    b"\x98": op_readonly_buffer, b"a": op_append, b"e": op_appends, b"s": op_setitem,
+    b"u": op_setitems, b"\x90": op_additems, b"b": op_build, b"c": op_global,
+    b"\x93": op_stack_global, b"i": op_inst, b"o": op_obj, b"\x81": op_newobj,
+    b"\x92": op_newobj_ex, b"\x82": op_ext1, b"\x83": op_ext2, b"\x84": op_ext4,
+    b"d": op_dict, b"}": op_empty_dict, b"l": op_list, b"]": op_empty_list,
+    b"t": op_tuple, b")": op_empty_tuple, b"\x85": _tuple_n(1), b"\x86": _tuple_n(2),
+    b"\x87": _tuple_n(3), b"\x8f": op_empty_set, b"\x91": op_frozenset, b"g": op_get,
+    b"h": op_binget, b"j": op_long_binget, b"p": op_put, b"q": op_binput,
+    b"r": op_long_binput, b"\x94": op_memoize, b"\x80": op_proto, b"\x95": op_frame,
+}.items():
+    _DISPATCH[_code[0]] = _fn
