@@ -39,6 +39,10 @@ def ensure_env(work: Path) -> Path:
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         subprocess.run([str(bin_ / "pip"), "install", "-q", "-e", str(ROOT), "picklescan",
                         "modelaudit"], check=True)
+    # Installed packages come byte-compiled; the editable source does not. Compile it so
+    # that no tool pays for compilation (this machine sets PYTHONDONTWRITEBYTECODE).
+    subprocess.run([str(bin_ / "python"), "-m", "compileall", "-q", str(ROOT / "src")],
+                   check=True)
     return bin_
 
 

@@ -174,3 +174,20 @@ def test_cli_output_file_written(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     doc = json.loads(target.read_text())
     assert doc["version"] == "2.1.0"
+
+
+def test_safetensors_header_that_starts_like_a_pickle_proto(tmp_path: Path) -> None:
+    """A 128-byte safetensors header begins 0x80 0x00, like PROTO 0: content, not the first
+    two bytes, decides; the pickle reading is still checked and finds nothing to run."""
+    import json as _json
+    import struct
+
+    header = {"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}
+    raw = _json.dumps(header).encode()
+    raw += b" " * (128 - len(raw))
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + bytes(16))
+    assert path.read_bytes()[:2] == b"\x80\x00"
+    (res,) = scan_paths([str(path)]).files
+    assert res.format == "safetensors"
+    assert res.verdict is Verdict.CLEAN, res.findings

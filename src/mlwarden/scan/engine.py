@@ -182,6 +182,8 @@ def scan_source(source: Source, limits: Limits, depth: int = 0,
             ctx.report(READER_MISSING, f"no analyser installed for {ctx.format} content")
         else:
             reader(source, ctx)
+        if ctx.format not in _PICKLE_FORMATS and fmt.looks_like_proto_pickle(head):
+            _polyglot_pickle(source, ctx)
         if want_hash and source.data is not None:
             digest = hashlib.sha256(source.data).hexdigest()
     except TooLarge as exc:
@@ -204,6 +206,36 @@ def scan_source(source: Source, limits: Limits, depth: int = 0,
         parent=parent,
     )
     return [own, *ctx.members]
+
+
+_PICKLE_FORMATS = {"pickle", "pytorch-legacy", "joblib", "dill", "cloudpickle"}
+POLYGLOT_PREFIX = 64 << 20
+
+POLYGLOT_PICKLE = rule(
+    "polyglot-pickle",
+    Verdict.SUSPICIOUS,
+    Severity.HIGH,
+    "Content of another format that also runs as a pickle",
+    "The file starts with a pickle PROTO opcode, so torch.load or pickle.load of it would "
+    "execute opcodes even though its bytes also form another format. The pickle reading "
+    "is analysed too and its findings are reported here.",
+)
+
+
+def _polyglot_pickle(source: Source, ctx: ScanContext) -> None:
+    """Analyse a non-pickle file as the pickle stream a loader would see; report only when
+    that reading does something (imports or calls), not when it merely breaks."""
+    from mlwarden.scan.pickle import scan_pickle
+
+    shadow = ScanContext(display_path=ctx.display_path, limits=ctx.limits, depth=ctx.depth)
+    with source.open() as fh:
+        prefix = fh.read(min(source.size, POLYGLOT_PREFIX))
+    result = scan_pickle(prefix, shadow, max_pickles=1)
+    if not result.globals:
+        return
+    ctx.report(POLYGLOT_PICKLE, f"also parses as a pickle that imports "
+               f"{', '.join(sorted(result.globals)[:5])}")
+    ctx.findings.extend(f for f in shadow.findings if f.verdict is not Verdict.CLEAN)
 
 
 def scan_target(target: Target, options: ScanOptions) -> list[FileResult]:

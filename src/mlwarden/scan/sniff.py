@@ -68,7 +68,11 @@ def sniff(head: bytes, size: int) -> str:
     for offset, magic, fmt in _SIMPLE_MAGIC:
         if head[offset : offset + len(magic)] == magic:
             return fmt
-    if len(head) >= 2 and head[0] == 0x80 and head[1] <= 5:
+    # A safetensors header length of 128..133 bytes starts with 0x80 0x00 like a PROTO
+    # opcode; the engine still checks such files as pickles (looks_like_proto_pickle).
+    if _is_safetensors(head, size):
+        return SAFETENSORS
+    if looks_like_proto_pickle(head):
         return PICKLE
     if head[:3] == b"BZh" and head[3:4].isdigit():
         return BZ2
@@ -85,10 +89,6 @@ def sniff(head: bytes, size: int) -> str:
         return NATIVE
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return IMAGE
-    if _is_safetensors(head, size):
-        return SAFETENSORS
-    if head[0] in _P0_START and _looks_like_old_pickle(head, size):
-        return PICKLE
     # Small protobufs (ONNX, SavedModel) can be valid UTF-8; their tag bytes (0x08, 0x12,
     # 0x1a ...) are control characters that text does not contain.
     if _is_text(head) and not (_BINARY_CONTROLS.search(head) and _is_protobuf(head)):
@@ -98,6 +98,11 @@ def sniff(head: bytes, size: int) -> str:
     if head[0] in (0xDE, 0xDF) or 0x80 <= head[0] <= 0x8F:
         return MSGPACK
     return UNKNOWN
+
+
+def looks_like_proto_pickle(head: bytes) -> bool:
+    """Starts with a PROTO opcode: what torch.load and pickle.load would start executing."""
+    return len(head) >= 2 and head[0] == 0x80 and head[1] <= 5
 
 
 def _is_zlib(head: bytes) -> bool:

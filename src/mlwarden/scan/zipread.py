@@ -113,6 +113,9 @@ def decode_name(raw: bytes, flags: int) -> str:
 
 
 def _read_at(fh: BinaryIO, offset: int, n: int) -> bytes:
+    # Offsets come from the archive itself (and a prefix adjustment): never trust them.
+    if offset < 0:
+        raise ZipFormatError(f"offset {offset} points before the start of the file")
     fh.seek(offset)
     return fh.read(n)
 
