@@ -21,6 +21,8 @@ from mlwarden.scan.source import Source, TooLarge, release
 # Files up to this size are hashed by default; bigger ones only with hashing forced,
 # because hashing would read tensor bytes the scan itself never needs.
 AUTO_HASH_MAX = 64 << 20
+# Files up to this size are read once into memory.
+SMALL_FILE = 1 << 20
 
 SYMLINK_OUTSIDE = rule(
     "symlink-outside-root",
@@ -172,7 +174,8 @@ def scan_source(source: Source, limits: Limits, depth: int = 0,
                 parent: str | None = None, want_hash: bool = True) -> list[FileResult]:
     """Scan one Source; returns its own result first, then any nested member results."""
     ctx = ScanContext(display_path=source.display_path, limits=limits, depth=depth)
-    ctx.scan_nested = lambda src, d: scan_source(src, limits, d, parent=source.display_path)
+    ctx.scan_nested = lambda src, d: scan_source(src, limits, d, parent=source.display_path,
+                                                 want_hash=want_hash)
     digest: str | None = None
     try:
         head = source.head(fmt.HEAD_BYTES)
@@ -244,11 +247,17 @@ def scan_target(target: Target, options: ScanOptions) -> list[FileResult]:
                            target.finding.verdict, None, None, (target.finding,))]
     try:
         source = Source.from_file(target.path, target.display)
+        if source.size <= SMALL_FILE:
+            # One read serves sniffing, parsing and hashing; fs_path stays for readers
+            # that resolve siblings (ONNX external data) or need a real file (HDF5).
+            with open(target.path, "rb") as fh:
+                data = fh.read(SMALL_FILE + 1)
+            source = replace(source, size=len(data), data=data)
     except OSError as exc:
         f = READ_ERROR.finding(f"cannot open: {exc.strerror}")
         return [FileResult(target.display, "unknown", f.verdict, None, None, (f,))]
     try:
-        results = scan_source(source, options.limits)
+        results = scan_source(source, options.limits, want_hash=options.hash != "never")
     finally:
         release(source)
     return _with_hash(results, target.path, options)
@@ -256,7 +265,7 @@ def scan_target(target: Target, options: ScanOptions) -> list[FileResult]:
 
 def _with_hash(results: list[FileResult], path: Path, options: ScanOptions) -> list[FileResult]:
     own = results[0]
-    if options.hash == "never" or own.size is None:
+    if options.hash == "never" or own.size is None or own.sha256 is not None:
         return results
     if options.hash == "auto" and own.size > AUTO_HASH_MAX:
         return results

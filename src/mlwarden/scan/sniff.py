@@ -129,9 +129,13 @@ def _is_safetensors(head: bytes, size: int) -> bool:
     return (2 <= n <= size - 8 or 2 <= n < 1 << 48) and head[8:9] == b"{"
 
 
+_OLD_PICKLE_RUN = 64
+
+
 def _looks_like_old_pickle(head: bytes, size: int) -> bool:
     """Protocol 0/1 streams have no PROTO opcode: accept only a run of valid opcodes that
-    reaches STOP, or that fills the whole sniffed head."""
+    reaches STOP, is long (prose breaks within a few opcodes, at its first space), or fills
+    the whole sniffed head."""
     stream = io.BytesIO(head)
     count = 0
     try:
@@ -139,6 +143,8 @@ def _looks_like_old_pickle(head: bytes, size: int) -> bool:
             count += 1
             if opcode.name == "STOP":
                 return count >= 2
+            if count >= _OLD_PICKLE_RUN:
+                return True
     except Exception:
         # A valid prefix cut off by the end of the head still counts.
         return len(head) < size and count >= 16 and stream.tell() >= len(head) - 256

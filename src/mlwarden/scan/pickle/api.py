@@ -15,7 +15,7 @@ from mlwarden.scan.context import ScanContext
 from mlwarden.scan.knowledge import lookup
 from mlwarden.scan.pickle import rules as R
 from mlwarden.scan.pickle.machine import Break, Budget, Machine
-from mlwarden.scan.pickle.values import CALL, NEW, describe, to_plain
+from mlwarden.scan.pickle.values import CALL, NEW, describe
 
 _MAX_VIEWS = 8  # extra interpretations per pickle after a frame-boundary violation
 _MAX_NESTED_DEPTH = 4
@@ -25,7 +25,7 @@ _MAX_NESTED_DEPTH = 4
 class PickleScanResult:
     end: int | None  # offset just past the last complete STOP, None if none completed
     count: int  # complete pickles analysed
-    first_value: object | None = None  # first pickle's value when it is a plain constant
+    first_value: object | None = None  # first pickle's value when it is a scalar
     globals: frozenset[str] = field(default_factory=frozenset)  # every name imported
     broken: bool = False  # the last pickle broke before STOP
     joblib_arrays: int = 0  # raw joblib array buffers skipped
@@ -47,6 +47,9 @@ class _Reporter:
         self.seen.add(key)
         self.ctx.report(rule, message, Location(member=self.member, offset=offset,
                                                 detail=detail))
+
+
+_SCALARS = (str, bytes, int, float, bool, type(None))
 
 
 def scan_pickle(data: bytes | bytearray | memoryview, ctx: ScanContext, *,
@@ -101,8 +104,10 @@ def scan_pickle(data: bytes | bytearray | memoryview, ctx: ScanContext, *,
             break
         count += 1
         end = m.pos
-        if index == first_index:
-            first_value = to_plain(m.value)
+        if index == first_index and isinstance(m.value, _SCALARS):
+            # Only scalars are wanted (legacy torch's magic number); converting whole
+            # containers would cost as much as the analysis itself.
+            first_value = m.value
         pos = m.pos
         index += 1
         if not stacked or (max_pickles is not None and count >= max_pickles):
