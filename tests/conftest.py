@@ -15,3 +15,14 @@ try:
         settings.load_profile("ci")
 except ImportError:  # pragma: no cover - hypothesis is a test dependency
     pass
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _approval_log_key(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Approvals are mirrored into a signed log whose key lives outside every store; keep
+    the suite's key in a temporary directory instead of the user's ~/.config."""
+    if "MLWARDEN_LOG_KEY" not in os.environ:
+        os.environ["MLWARDEN_LOG_KEY"] = str(tmp_path_factory.mktemp("approval-key") / "k.pem")

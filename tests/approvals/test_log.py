@@ -177,8 +177,8 @@ def test_in_toto_export(env: dict[str, Path]) -> None:
     assert [json.loads(x)["kind"] for x in r.stdout.splitlines()] == ["exception"]
 
 
-def test_store_events_are_mirrored_and_cross_checked(env: dict[str, Path],
-                                                     tmp_path: Path) -> None:
+def test_store_approvals_are_logged_as_they_happen(env: dict[str, Path],
+                                                   tmp_path: Path) -> None:
     store_mod = pytest.importorskip("mlwarden.store")
     model = tmp_path / "m"
     model.mkdir()
@@ -186,6 +186,27 @@ def test_store_events_are_mirrored_and_cross_checked(env: dict[str, Path],
     store = store_mod.Store.open(env["store"])
     c = store.commit_directory(model, "acme/tiny", tags=["v1"], author="alice")
     store.approve("acme/tiny", c.id, actor="alice", note="ok")
+    kinds = [e.kind for e in read_log(env["store"])]
+    assert kinds.count("tag-move") == 2 and "approval" in kinds
+    store.revoke("acme/tiny", c.id, actor="bob")
+    assert [e.kind for e in read_log(env["store"])][-1] == "revocation"
+    store.close()
+    r = CliRunner().invoke(cli, ["log", "verify", "--store", str(env["store"])])
+    assert r.exit_code == 0, r.output
+
+
+def test_store_events_are_mirrored_and_cross_checked(env: dict[str, Path], tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    store_mod = pytest.importorskip("mlwarden.store")
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    store = store_mod.Store.open(env["store"])
+    c = store.commit_directory(model, "acme/tiny", tags=["v1"], author="alice")
+    # As if appending to the log had failed: the database alone has the events.
+    monkeypatch.setenv("MLWARDEN_APPROVAL_LOG", "0")
+    store.approve("acme/tiny", c.id, actor="alice", note="ok")
+    monkeypatch.delenv("MLWARDEN_APPROVAL_LOG")
     store.close()
     sroot = str(env["store"])
     r = CliRunner().invoke(cli, ["log", "sync", "--store", sroot])

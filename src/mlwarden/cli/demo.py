@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 
 from mlwarden.cli.errors import CliError
+from mlwarden.report.model import Report, Verdict
 
 _HARMLESS = "echo mlwarden-demo-payload"
 
@@ -104,9 +105,38 @@ def write_samples(root: Path) -> None:
         _reduce_call("pkgutil", "resolve_name", "os:system"))
     # nullifAI: the payload runs, then the stream breaks before STOP.
     (malicious / "broken.pkl").write_bytes(_reduce_call("os", "system", _HARMLESS)[:-1] + b"\xff")
-    (malicious / "modeling_tiny.py").write_text(_MODELING_EXFIL)
-    (malicious / "config.json").write_text(json.dumps(
+    # A repository sample: config.json is only the pointer (auto_map) that makes
+    # trust_remote_code=True import the malicious modeling file next to it.
+    remote = malicious / "remote-code-repo"
+    remote.mkdir(exist_ok=True)
+    (remote / "modeling_tiny.py").write_text(_MODELING_EXFIL)
+    (remote / "config.json").write_text(json.dumps(
         {"model_type": "tiny", "auto_map": {"AutoModel": "modeling_tiny.TinyModel"}}))
+
+
+def unexpected_verdicts(report: Report, root: Path) -> list[str]:
+    """The demo's self-check: every benign file is clean, and every malicious sample (a file,
+    or a repository directory judged by its worst file) is malicious and was scanned at all."""
+    samples = {p.name: Verdict.CLEAN for p in (root / "malicious").iterdir()}
+    seen: set[str] = set()
+    missed: list[str] = []
+    for f in report.files:
+        if f.parent is not None:
+            continue
+        try:
+            parts = Path(f.path).relative_to(root).parts
+        except ValueError:
+            continue
+        if len(parts) < 2:
+            continue
+        if parts[0] == "benign" and f.verdict is not Verdict.CLEAN:
+            missed.append(f.path)
+        elif parts[0] == "malicious" and parts[1] in samples:
+            seen.add(parts[1])
+            samples[parts[1]] = Verdict.worst([samples[parts[1]], f.verdict])
+    missed += [str(root / "malicious" / name) + (" (not scanned)" if name not in seen else "")
+               for name, v in sorted(samples.items()) if v is not Verdict.MALICIOUS]
+    return missed
 
 
 @click.command()
@@ -116,7 +146,6 @@ def write_samples(root: Path) -> None:
               show_default=True)
 def demo(directory: str, fmt: str) -> None:
     """Write benign and malicious sample models (harmless payloads) and scan them."""
-    from mlwarden.report.model import Verdict
     from mlwarden.report.render import render
     from mlwarden.scan.engine import scan_paths
 
@@ -129,9 +158,7 @@ def demo(directory: str, fmt: str) -> None:
     report = scan_paths([str(root)])
     render(report, fmt, sys.stdout)
     # The demo checks itself: it fails only when the scanner missed something.
-    missed = [f.path for f in report.files if f.parent is None and (
-        (f"{root.name}/malicious/" in f.path and f.verdict is not Verdict.MALICIOUS)
-        or (f"{root.name}/benign/" in f.path and f.verdict is not Verdict.CLEAN))]
+    missed = unexpected_verdicts(report, root)
     if missed:
         click.echo("demo: unexpected verdicts for: " + ", ".join(missed), err=True)
         sys.exit(1)

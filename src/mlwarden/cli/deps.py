@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
-from mlwarden.cli.errors import CliError
+from mlwarden.cli.errors import CliError, write_output
 from mlwarden.report.model import Report, Verdict, exit_code
 from mlwarden.report.render import FORMATS
 
@@ -33,12 +33,7 @@ def _emit(report: Report, fmt: str, output: str | None, verbose: bool = False) -
     if output is None:
         sys.stdout.write(buf.getvalue())
         return
-    from mlwarden.util.fs import atomic_write_text
-
-    try:
-        atomic_write_text(output, buf.getvalue())
-    except OSError as exc:
-        raise CliError(f"cannot write {output}: {exc.strerror}") from exc
+    write_output(output, buf.getvalue())
 
 
 def _exit(report: Report, fail_on: str) -> None:
@@ -99,7 +94,7 @@ def deps() -> None:
 @click.option("--osv-url", default="https://api.osv.dev", show_default=True)
 @click.option("--timeout", type=click.FloatRange(0.1, 300), default=10.0, show_default=True)
 @click.option("--installed", is_flag=True, help="Also audit the installed environment.")
-@click.option("--site-dir", multiple=True, type=click.Path(file_okay=False),
+@click.option("--site-dir", multiple=True, type=click.Path(exists=True, file_okay=False),
               help="Site directory to read installed distributions from (repeatable).")
 @click.option("--advisory-db", type=click.Path(dir_okay=False),
               help="Use this OSV advisory database instead of the bundled one.")
@@ -133,7 +128,7 @@ def audit_cmd(path: str | None, fmt: str, output: str | None, fail_on: str, verb
 @common
 @click.option("--installed", is_flag=True,
               help="Inspect installed distributions (all, or the NAMEs given as targets).")
-@click.option("--site-dir", multiple=True, type=click.Path(file_okay=False),
+@click.option("--site-dir", multiple=True, type=click.Path(exists=True, file_okay=False),
               help="Site directory of the installed distributions (repeatable).")
 def inspect_cmd(targets: tuple[str, ...], fmt: str, output: str | None, fail_on: str,
                 verbose: bool, installed: bool, site_dir: tuple[str, ...]) -> None:
@@ -161,7 +156,7 @@ def inspect_cmd(targets: tuple[str, ...], fmt: str, output: str | None, fail_on:
                    "always allowed).")
 @click.option("--production", is_flag=True,
               help="Treat this host as production (also MLWARDEN_PRODUCTION=1).")
-@click.option("--site-dir", multiple=True, type=click.Path(file_okay=False),
+@click.option("--site-dir", multiple=True, type=click.Path(exists=True, file_okay=False),
               help="Site directory to read installed distributions from (repeatable).")
 def doctor(fmt: str, output: str | None, fail_on: str, verbose: bool,
            allow_endpoint: tuple[str, ...], production: bool,

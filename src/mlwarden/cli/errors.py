@@ -18,3 +18,24 @@ class CliError(click.ClickException):
 
 # click's own usage errors exit 2, which would read as "unscannable".
 click.exceptions.UsageError.exit_code = EXIT_USAGE
+
+
+def write_output(path: str, data: str | bytes, mode: int = 0o644) -> None:
+    """Write a command's output file atomically, or fail with one line and EXIT_USAGE.
+
+    Missing parent directories are created (as pytest --junitxml does: CI jobs write into
+    fresh report directories); a parent that is a file, or an unwritable place, is an error.
+    """
+    import os
+
+    from mlwarden.util.fs import atomic_write_bytes
+
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent) and os.path.dirname(parent) != parent:
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise CliError(f"cannot write {path}: {parent} is not a directory")
+    try:
+        atomic_write_bytes(path, data.encode("utf-8") if isinstance(data, str) else data, mode)
+    except OSError as exc:
+        raise CliError(f"cannot write {path}: {exc.strerror or exc}") from exc

@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from mlwarden.cli.errors import EXIT_USAGE, CliError
+from mlwarden.cli.errors import EXIT_USAGE, CliError, write_output
 from mlwarden.report.model import Report, Severity
 
 FORMATS = ("table", "json", "sarif")
@@ -83,11 +83,6 @@ def lint(paths: tuple[str, ...], fmt: str, output: str | None, select: tuple[str
         else:
             sys.stdout.write(_render(report, fmt))
     else:
-        from mlwarden.util.fs import atomic_write_text
-
-        try:
-            atomic_write_text(output, _render(report, fmt))
-        except OSError as exc:
-            raise CliError(f"cannot write {output}: {exc.strerror}") from exc
+        write_output(output, _render(report, fmt))
     threshold = None if fail_on == "never" else Severity(fail_on)
     sys.exit(lint_exit_code(report, threshold))

@@ -17,7 +17,7 @@ from typing import IO, Any, TypeVar
 
 import click
 
-from mlwarden.cli.errors import CliError
+from mlwarden.cli.errors import CliError, write_output
 from mlwarden.report.model import FileResult, Report, Verdict, exit_code
 from mlwarden.report.render import FORMATS, render, render_table
 
@@ -148,14 +148,9 @@ def _emit(report: Report, fmt: str, output: str | None, verbose: bool,
           out: IO[str] | None = None) -> None:
     stream = out if out is not None else sys.stdout
     if output is not None:
-        from mlwarden.util.fs import atomic_write_text
-
         buf = io.StringIO()
         render(report, fmt, buf)
-        try:
-            atomic_write_text(output, buf.getvalue())
-        except OSError as exc:
-            raise CliError(f"cannot write {output}: {exc.strerror}") from exc
+        write_output(output, buf.getvalue())
     elif fmt == "table":
         render_table(report, stream, verbose=verbose)
     else:
@@ -219,6 +214,7 @@ def check(paths: tuple[str, ...], globs: tuple[str, ...], excludes: tuple[str, .
     exfiltration wording (secrets next to foreign URLs, curl | sh, base64 blobs, instruction
     overrides) and permission escalation in agent and MCP configuration.
     """
+    import dataclasses
     import time
 
     from mlwarden.memory.content import DEFAULT_ALLOW_HOSTS, CheckOptions
@@ -244,7 +240,12 @@ def check(paths: tuple[str, ...], globs: tuple[str, ...], excludes: tuple[str, .
         if path.is_dir():
             settings = _settings(path, globs, excludes, home, no_default_excludes)
             opts = CheckOptions(DEFAULT_ALLOW_HOSTS + _allow_hosts(path, allow_hosts))
-            results.extend(inventory(path, settings, opts, "memory check").report.files)
+            found = inventory(path, settings, opts, "memory check").report.files
+            # Several roots would otherwise list the same "CLAUDE.md" twice: like scan, paths
+            # start with the argument as given (home files keep their ~/ names).
+            results.extend(fr if p in (".", "./") or fr.path.startswith("~") else
+                           dataclasses.replace(fr, path=f"{p.rstrip('/')}/{fr.path}")
+                           for fr in found)
             continue
         if not os.path.lexists(path):
             raise CliError(f"{p}: no such file or directory")
@@ -572,15 +573,17 @@ def encrypt(files: tuple[str, ...], key_path: str | None, keyring_service: str |
             raise CliError(f"cannot read {name}: {exc}") from exc
         if is_encrypted(data):
             raise CliError(f"{name} is already encrypted")
+        out = path if in_place else path.with_name(path.name + ENCRYPTED_SUFFIX)
         try:
             bound = logical_name(path, r)
-            out = path if in_place else path.with_name(path.name + ENCRYPTED_SUFFIX)
             mode = os.stat(path).st_mode & 0o777
             atomic_write_bytes(out, encrypt_bytes(data, key, bound), mode=mode)
+            if remove_plaintext and not in_place:
+                path.unlink()
         except MemoryGuardError as exc:
             raise CliError(str(exc)) from exc
-        if remove_plaintext and not in_place:
-            path.unlink()
+        except OSError as exc:
+            raise CliError(f"cannot write {out}: {exc.strerror or exc}") from exc
         click.echo(f"encrypted {name} -> {out} (bound to {bound!r})", err=True)
 
 
@@ -598,7 +601,6 @@ def decrypt(file: str, key_path: str | None, keyring_service: str | None, root: 
     """Decrypt FILE after authenticating it; tampered or foreign bytes are rejected."""
     from mlwarden.memory.crypt import logical_name, read_encrypted
     from mlwarden.memory.errors import InvalidCiphertext, MemoryGuardError
-    from mlwarden.util.fs import atomic_write_bytes
 
     path = Path(file)
     r = _enc_root(path, root)
@@ -618,7 +620,7 @@ def decrypt(file: str, key_path: str | None, keyring_service: str | None, root: 
         return
     if target.resolve() == path.resolve():
         raise CliError("refusing to overwrite the encrypted file with its plaintext")
-    atomic_write_bytes(target, plaintext, mode=0o600 if output else 0o644)
+    write_output(str(target), plaintext, mode=0o600 if output else 0o644)
     click.echo(f"decrypted {file} -> {target}", err=True)
 
 
@@ -708,12 +710,11 @@ def public_key_cmd(key_path: str | None, keyring_service: str | None,
                    output: str | None) -> None:
     """Print the public key (PEM) for verify --public-key, and its key id."""
     from mlwarden.memory.keys import key_id, public_pem
-    from mlwarden.util.fs import atomic_write_bytes
 
     pub = _private_key(key_path, keyring_service, [], create=False).public_key()
     pem = public_pem(pub)
     if output:
-        atomic_write_bytes(output, pem)
+        write_output(output, pem)
         click.echo(f"wrote public key {output} (key id {key_id(pub)})", err=True)
     else:
         click.echo(pem.decode(), nl=False)

@@ -17,6 +17,8 @@ from mlwarden.cli.errors import CliError
 from mlwarden.report.model import Verdict
 
 if TYPE_CHECKING:
+    import socket
+
     from mlwarden.store import Store
 
 _STORE = click.option("--store", "store_path", required=True, envvar="MLWARDEN_STORE",
@@ -175,10 +177,34 @@ def serve(store_path: str, db_url: str | None, host: str, port: int, allow_anony
         app = create_app(store, Settings(allow_anonymous=allow_anonymous))
         config = make_config(app, host, port, ServerLimits(header_timeout=header_timeout),
                              log_level=log_level)
-        click.echo(f"mlwarden registry on http://{host}:{port} "
+        sock = _listen_socket(host, port)
+        bound = sock.getsockname()[1]
+        click.echo(f"mlwarden registry on http://{host}:{bound} "
                    f"({'anonymous reads allowed' if allow_anonymous else 'token required'})",
                    err=True)
-        uvicorn.Server(config).run()
+        uvicorn.Server(config).run(sockets=[sock])
+
+
+def _listen_socket(host: str, port: int) -> socket.socket:
+    """Bind before uvicorn starts: its own bind failure exits 3, which reads as "suspicious".
+
+    Binding here gives a one-line error with exit 4, and the real port when --port is 0.
+    """
+    import socket
+
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+    except OSError as exc:
+        sock.close()
+        raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    return sock
 
 
 @click.group()
@@ -274,12 +300,13 @@ def audit(store_path: str, db_url: str | None, repo: str | None, since: str | No
 
 
 def _table(title: str, columns: list[str], rows: list[list[object]]) -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from mlwarden.report.render import make_console
 
     t = Table(title=title)
     for c in columns:
         t.add_column(c, overflow="fold")
     for r in rows:
         t.add_row(*(str(x) for x in r))
-    Console().print(t)
+    make_console().print(t)

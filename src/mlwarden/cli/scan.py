@@ -7,7 +7,7 @@ from typing import IO
 
 import click
 
-from mlwarden.cli.errors import CliError
+from mlwarden.cli.errors import CliError, write_output
 from mlwarden.report.model import Report, Verdict, exit_code
 from mlwarden.report.render import FORMATS, render
 
@@ -22,14 +22,9 @@ def emit(report: Report, fmt: str, output: str | None) -> None:
         return
     import io
 
-    from mlwarden.util.fs import atomic_write_text
-
     buf = io.StringIO()
     render(report, fmt, buf)
-    try:
-        atomic_write_text(output, buf.getvalue())
-    except OSError as exc:
-        raise CliError(f"cannot write {output}: {exc.strerror}") from exc
+    write_output(output, buf.getvalue())
 
 
 def _progress_bar(enabled: bool):  # type: ignore[no-untyped-def]
@@ -105,12 +100,13 @@ def rules(fmt: str) -> None:
             out.write(f"| `{r.id}` | {r.verdict.value} | {r.severity.value} | "
                       f"{r.title}. {r.help} |\n")
     else:
-        from rich.console import Console
         from rich.table import Table
+
+        from mlwarden.report.render import make_console
 
         t = Table(title="mlwarden rules")
         for col in ("rule", "verdict", "severity", "title"):
             t.add_column(col)
         for r in rs:
             t.add_row(r.id, r.verdict.value, r.severity.value, r.title)
-        Console().print(t)
+        make_console().print(t)

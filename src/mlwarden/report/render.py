@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import json
-from typing import IO
+from typing import IO, TYPE_CHECKING, Any
 
 import mlwarden
 from mlwarden.report.model import FileResult, Report, Severity, Verdict
 from mlwarden.report.rules import RULES
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 FORMATS = ("table", "json", "sarif")
 
@@ -134,27 +138,44 @@ _VERDICT_STYLE = {
 }
 
 
-def render_table(report: Report, out: IO[str], verbose: bool = False) -> None:
+def make_console(out: IO[str] | None = None, **kwargs: Any) -> Console:
+    """A rich Console whose closed pipe raises BrokenPipeError (the CLI exits 141) instead
+    of rich's own SystemExit(1), which would read as "malicious"."""
     from rich.console import Console
+
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            raise BrokenPipeError(errno.EPIPE, "stdout closed")
+
+    return _Console(file=out, **kwargs)
+
+
+def render_table(report: Report, out: IO[str], verbose: bool = False) -> None:
     from rich.table import Table
 
     # Piped output keeps whole paths on one line.
     width = None if getattr(out, "isatty", lambda: False)() else 200
-    console = Console(file=out, soft_wrap=False, width=width)
+    console = make_console(out, soft_wrap=False, width=width)
     table = Table(title=f"mlwarden {report.command}", show_lines=False, expand=False)
     table.add_column("verdict", no_wrap=True)
-    table.add_column("path", overflow="fold")
+    # Paths stay whole (people copy them); the findings column absorbs the squeeze.
+    table.add_column("path", no_wrap=True, overflow="fold", min_width=min(
+        max((len(f.path) for f in report.files), default=4), 120))
     table.add_column("format", no_wrap=True)
-    table.add_column("findings", overflow="fold")
+    table.add_column("findings", overflow="fold", ratio=1)
+    rows = []
     for fr in report.files:
         shown = [f for f in fr.findings if verbose or f.verdict is not Verdict.CLEAN]
-        table.add_row(
+        rows.append((
             f"[{_VERDICT_STYLE[fr.verdict]}]{fr.verdict.value}[/]",
             fr.path,
             fr.format,
             "\n".join(_finding_line(f) for f in shown[:8])
             + (f"\n… {len(shown) - 8} more" if len(shown) > 8 else ""),
-        )
+        ))
+    from mlwarden.report.table_rows import add_rows
+
+    add_rows(table, console, rows)  # draws like add_row per row, without rich's per-row cost
     console.print(table)
     s = report.summary()
     counts = s["verdicts"]

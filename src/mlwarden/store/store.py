@@ -230,6 +230,7 @@ class Store:
         with self.db.transaction() as tx:
             cid = self._find_commit_tx(tx, repo, rev)
             self._approve_tx(tx, repo, cid, actor or default_actor(), tags, note)
+        self._mirror_to_log()
         return self.commit(repo, cid)
 
     def revoke(self, repo: str, rev: str, *, actor: str | None = None, note: str = "") -> Commit:
@@ -240,7 +241,23 @@ class Store:
             cid = self._find_commit_tx(tx, repo, rev)
             tx.execute("UPDATE commits SET approved = 0 WHERE repo = ? AND id = ?", (repo, cid))
             self._log_tx(tx, repo, cid, "revoke", None, None, who, note)
+        self._mirror_to_log()
         return self.commit(repo, cid)
+
+    def _mirror_to_log(self) -> None:
+        """Append the approval events just committed to the signed, hash-chained approval
+        log (mlwarden.approvals). The database keeps them if this fails, and
+        ``mlwarden log sync`` mirrors them later; the failure is still reported."""
+        if os.environ.get("MLWARDEN_APPROVAL_LOG", "1") == "0":
+            return
+        from mlwarden.approvals import record_store_events
+        from mlwarden.approvals.errors import ApprovalLogError
+
+        try:
+            record_store_events(self)
+        except (ApprovalLogError, OSError) as exc:
+            raise StoreError(f"recorded in the store, but the approval log could not be "
+                             f"appended ({exc}); run `mlwarden log sync` once fixed") from exc
 
     def _approve_tx(self, tx: Tx, repo: str, cid: str, actor: str, tags: Sequence[str],
                     note: str) -> None:
@@ -340,6 +357,7 @@ class Store:
                               "LIMIT 1", (repo,))
             self._log_tx(tx, repo, head[0][0] if head else "-", "gate" if gated else "ungate",
                          None, None, actor or default_actor(), "")
+        self._mirror_to_log()
 
     def commit(self, repo: str, cid: str) -> Commit:
         rows = self.db.read(f"SELECT {_COMMIT_COLS} FROM commits WHERE repo = ? AND id = ?",
