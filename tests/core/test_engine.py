@@ -191,3 +191,22 @@ def test_safetensors_header_that_starts_like_a_pickle_proto(tmp_path: Path) -> N
     (res,) = scan_paths([str(path)]).files
     assert res.format == "safetensors"
     assert res.verdict is Verdict.CLEAN, res.findings
+
+
+def _msgpack_map(d: dict) -> bytes:
+    out = bytes([0x80 | len(d)])
+    for k, v in d.items():
+        kb = k.encode()
+        out += bytes([0xA0 | len(kb)]) + kb
+        out += _msgpack_map(v) if isinstance(v, dict) else b"\xc4" + bytes([len(v)]) + v
+    return out
+
+
+def test_msgpack_needs_structure_not_one_byte() -> None:
+    flax = _msgpack_map({"params": {"dense": {"kernel": bytes(16), "bias": bytes(4)}}})
+    assert sniff.sniff(flax, len(flax)) == sniff.MSGPACK
+    # A map byte followed by junk is not msgpack: it must not pass as inert data.
+    junk = b"\x83" + bytes([0x00, 0xFF, 0x13]) * 30
+    assert sniff.sniff(junk, len(junk)) == sniff.UNKNOWN
+    # An empty map followed by more bytes is not a Flax file either.
+    assert sniff.sniff(b"\x80" + b"\x00\x01" * 20, 41) == sniff.UNKNOWN

@@ -95,7 +95,7 @@ def sniff(head: bytes, size: int) -> str:
         return TEXT
     if _is_protobuf(head):
         return PROTOBUF
-    if head[0] in (0xDE, 0xDF) or 0x80 <= head[0] <= 0x8F:
+    if _is_msgpack(head, size):
         return MSGPACK
     return UNKNOWN
 
@@ -204,3 +204,83 @@ def _varint(buf: bytes, pos: int) -> tuple[int | None, int]:
             return result, pos
         shift += 7
     return None, pos
+
+
+def _is_msgpack(head: bytes, size: int) -> bool:
+    """A msgpack map (Flax weights) whose first entries parse: one leading byte in the
+    map range is not enough, since random bytes start with one 1 time in 14."""
+    if not head or not (head[0] in (0xDE, 0xDF) or 0x80 <= head[0] <= 0x8F):
+        return False
+    budget = [64]
+    try:
+        end = _msgpack_skip(head, 0, depth=0, budget=budget)
+    except _Truncated:
+        # Ran off the sniffed head (or the budget): plausible only after real structure.
+        return len(head) < size and budget[0] <= 64 - 16
+    except ValueError:
+        return False
+    return end == size  # one object filling the file, as Flax writes it
+
+
+class _Truncated(Exception):
+    pass
+
+
+def _msgpack_need(buf: bytes, pos: int, n: int) -> int:
+    if pos + n > len(buf):
+        raise _Truncated
+    return pos + n
+
+
+def _msgpack_skip(buf: bytes, pos: int, depth: int, budget: list[int]) -> int:
+    """Offset after the object at ``pos``; map keys must be strings (as Flax writes)."""
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise _Truncated  # enough structure seen
+    if depth > 32:
+        raise ValueError("too deep")
+    b = buf[pos] if pos < len(buf) else None
+    if b is None:
+        raise _Truncated
+    pos += 1
+    if b <= 0x7F or b >= 0xE0 or b in (0xC0, 0xC2, 0xC3):
+        return pos
+    if 0xA0 <= b <= 0xBF:
+        return _msgpack_need(buf, pos, b & 0x1F)
+    if 0x80 <= b <= 0x8F or b in (0xDE, 0xDF):
+        if b <= 0x8F:
+            n = b & 0x0F
+        else:
+            w = 2 if b == 0xDE else 4
+            n = int.from_bytes(buf[pos:_msgpack_need(buf, pos, w)], "big")
+            pos += w
+        for _ in range(n):
+            key = buf[pos] if pos < len(buf) else None
+            if key is None:
+                raise _Truncated
+            if not (0xA0 <= key <= 0xBF or key in (0xD9, 0xDA, 0xDB)):
+                raise ValueError("map key is not a string")
+            pos = _msgpack_skip(buf, pos, depth + 1, budget)
+            pos = _msgpack_skip(buf, pos, depth + 1, budget)
+        return pos
+    if 0x90 <= b <= 0x9F or b in (0xDC, 0xDD):
+        if b <= 0x9F:
+            n = b & 0x0F
+        else:
+            w = 2 if b == 0xDC else 4
+            n = int.from_bytes(buf[pos:_msgpack_need(buf, pos, w)], "big")
+            pos += w
+        for _ in range(n):
+            pos = _msgpack_skip(buf, pos, depth + 1, budget)
+        return pos
+    fixed = {0xCA: 4, 0xCB: 8, 0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8, 0xD0: 1, 0xD1: 2,
+             0xD2: 4, 0xD3: 8, 0xD4: 2, 0xD5: 3, 0xD6: 5, 0xD7: 9, 0xD8: 17}
+    if b in fixed:
+        return _msgpack_need(buf, pos, fixed[b])
+    lengths = {0xC4: 1, 0xC5: 2, 0xC6: 4, 0xD9: 1, 0xDA: 2, 0xDB: 4, 0xC7: 1, 0xC8: 2, 0xC9: 4}
+    if b in lengths:
+        w = lengths[b]
+        n = int.from_bytes(buf[pos:_msgpack_need(buf, pos, w)], "big")
+        pos += w + (1 if b in (0xC7, 0xC8, 0xC9) else 0)  # ext types carry a type byte
+        return pos + n if pos + n <= len(buf) else _msgpack_need(buf, pos, n)
+    raise ValueError(f"byte 0x{b:02x} is not msgpack")
