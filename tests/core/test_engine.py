@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mlwarden.report.model import Report, Verdict, exit_code, FileResult
+from mlwarden.report.model import FileResult, Report, Verdict, exit_code
 from mlwarden.scan import sniff
 from mlwarden.scan.engine import InputError, ScanOptions, scan_paths
 
@@ -209,4 +209,4 @@ def test_msgpack_needs_structure_not_one_byte() -> None:
     junk = b"\x83" + bytes([0x00, 0xFF, 0x13]) * 30
     assert sniff.sniff(junk, len(junk)) == sniff.UNKNOWN
     # An empty map followed by more bytes is not a Flax file either.
-    assert sniff.sniff(b"\x80" + b"\x00\x01" * 20, 41) == sniff.UNKNOWN
+    assert sniff.sniff(b"\x80" + b"\xff\x01" * 20, 41) == sniff.UNKNOWN
