@@ -1,6 +1,10 @@
 """Suite-wide settings: nothing in the test suite may reach the internet."""
 
+from __future__ import annotations
+
 import os
+
+import pytest
 
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "0")
@@ -15,9 +19,6 @@ try:
         settings.load_profile("ci")
 except ImportError:  # pragma: no cover - hypothesis is a test dependency
     pass
-
-
-import pytest  # noqa: E402
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -95,10 +95,9 @@ def rules(fmt: str) -> None:
                                "severity": r.severity.value, "title": r.title,
                                "help": r.help} for r in rs], indent=2) + "\n")
     elif fmt == "markdown":
-        out.write("| rule | verdict | severity | meaning |\n|---|---|---|---|\n")
-        for r in rs:
-            out.write(f"| `{r.id}` | {r.verdict.value} | {r.severity.value} | "
-                      f"{r.title}. {r.help} |\n")
+        from mlwarden.report.rules import rules_markdown
+
+        out.write(rules_markdown() + "\n")
     else:
         from rich.table import Table
 

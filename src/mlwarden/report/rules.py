@@ -46,3 +46,12 @@ def all_rules() -> list[Rule]:
     from mlwarden.deps.inspect import rules as _pkg_rules  # noqa: F401  (deps inspect)
     from mlwarden.memory import rules as _memory_rules  # noqa: F401  (agent-memory rules)
     return sorted(RULES.values(), key=lambda r: r.id)
+
+
+def rules_markdown() -> str:
+    """The catalogue as a Markdown table (the README's rules section)."""
+    lines = ["| rule | verdict | severity | meaning |", "|---|---|---|---|"]
+    for r in all_rules():
+        text = f"{r.title}. {r.help}".strip().replace("|", "\\|").replace("\n", " ")
+        lines.append(f"| `{r.id}` | {r.verdict.value} | {r.severity.value} | {text} |")
+    return "\n".join(lines)
