@@ -41,10 +41,13 @@ def all_rules() -> list[Rule]:
 
     import_all_readers()
     import mlwarden.lint.rules  # noqa: F401  (lint rules are declared outside the scanner)
+    from mlwarden.airlock import rules as _airlock_rules  # noqa: F401  (airlock, verify)
     from mlwarden.deps import doctor as _doctor  # noqa: F401  (deps/doctor rules)
     from mlwarden.deps import rules as _deps_rules  # noqa: F401
     from mlwarden.deps.inspect import rules as _pkg_rules  # noqa: F401  (deps inspect)
+    from mlwarden.guard import rules as _guard_rules  # noqa: F401  (load guard)
     from mlwarden.memory import rules as _memory_rules  # noqa: F401  (agent-memory rules)
+    from mlwarden.policy import rules as _policy_rules  # noqa: F401  (airlock policy)
     return sorted(RULES.values(), key=lambda r: r.id)
 
 

@@ -1,0 +1,272 @@
+"""``pull``: upstream -> quarantine -> verify -> scan -> policy -> store + manifest.
+
+Order of effects, chosen so that killing the process at any point leaves the served store
+and the manifest as they were, or fully updated:
+
+1. resolve the revision, list files, download into a quarantine inside the store's tmp
+   area, verifying every file against the Hub metadata (nothing is visible yet);
+2. scan (through the scan cache) and evaluate the policy; a block ends here;
+3. move the blobs in (content-addressed: unreferenced until a commit names them) and
+   record the commit *unapproved* (invisible to ``serve``);
+4. write the manifest atomically: the commit point;
+5. approve the commit, which moves its branch/tag so ``serve`` shows it. A crash between
+   4 and 5 leaves a pinned but unapproved commit, which ``verify`` reports and the next
+   pull completes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from collections.abc import Callable
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlwarden.airlock import rules as R
+from mlwarden.airlock.download import Cancelled, Downloaded, fetch
+from mlwarden.airlock.hooks import checkpoint
+from mlwarden.airlock.quarantine import quarantine
+from mlwarden.airlock.upstream import RemoteFile, Resolved, Upstream, UpstreamRejected
+from mlwarden.manifest import Manifest, ManifestFile, ModelEntry
+from mlwarden.manifest import update as update_manifest
+from mlwarden.policy import Candidate, CandidateFile, Policy, PolicyResult, evaluate
+from mlwarden.report.model import FileResult, Report, Verdict
+from mlwarden.scancache import ScanCache, rules_version, scan_tree, scanner_version
+from mlwarden.store import Commit, ConflictError, FileEntry, Store
+from mlwarden.store.hashing import FileDigest
+from mlwarden.store.store import default_actor
+from mlwarden.util.fs import file_lock
+
+MAX_CONFIG_BYTES = 16 << 20
+
+
+@dataclass(frozen=True)
+class PullOptions:
+    repo_id: str
+    revision: str | None = None
+    endpoint: str | None = None
+    token: str | None = None
+    manifest: Path = Path("model-manifest.yaml")
+    workers: int = 8
+    actor: str | None = None
+
+
+@dataclass(frozen=True)
+class FileRow:
+    path: str
+    size: int
+    sha256: str
+    lfs: bool
+    verdict: Verdict
+    cached: bool
+    decisions: tuple[str, ...] = ()  # "action rule" for this file
+
+
+@dataclass(frozen=True)
+class PullResult:
+    resolved: Resolved
+    rows: tuple[FileRow, ...]
+    policy: PolicyResult
+    report: Report
+    commit: Commit | None  # None when blocked
+    remote_code: tuple[str, ...] = ()
+    manifest: Path | None = None
+    cached_files: int = 0
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def blocked(self) -> bool:
+        return self.commit is None
+
+
+def _remote_code(root: Path, files: list[RemoteFile]) -> tuple[str, ...]:
+    """Python files a loader would import, plus configs that ask for custom classes."""
+    out = [f.path for f in files if f.path.endswith(".py")]
+    for f in files:
+        name = f.path.rsplit("/", 1)[-1]
+        if name in ("config.json", "tokenizer_config.json", "preprocessor_config.json",
+                    "processor_config.json") and f.size <= MAX_CONFIG_BYTES:
+            try:
+                doc = json.loads((root / f.path).read_bytes())
+            except (OSError, ValueError):
+                continue
+            if isinstance(doc, dict) and doc.get("auto_map") and not out:
+                out.append(f"{f.path}:auto_map")
+    return tuple(out)
+
+
+def _download_all(up: Upstream, resolved: Resolved, files: list[RemoteFile], dest: Path,
+                  workers: int, bar_class: type | None,
+                  on_done: Callable[[Downloaded], None] | None) -> list[Downloaded]:
+    stop = threading.Event()
+    results: list[Downloaded] = []
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="pull") as pool:
+        futures: list[Future[Downloaded]] = [
+            pool.submit(fetch, up, resolved.repo_id, resolved.commit, rf, dest / rf.path, stop,
+                        bar_class) for rf in files]
+        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+        failed = [f for f in done if f.exception() is not None
+                  and not isinstance(f.exception(), Cancelled)]
+        if failed:
+            stop.set()
+            for f in pending:
+                f.cancel()
+            wait(pending)
+            exc = failed[0].exception()
+            assert exc is not None
+            raise exc
+        for f in futures:
+            d = f.result()
+            results.append(d)
+            if on_done is not None:
+                on_done(d)
+    return results
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def pull(opts: PullOptions, store: Store, policy: Policy, cache: ScanCache | None,
+         bar_class: type | None = None,
+         on_file: Callable[[Downloaded], None] | None = None) -> PullResult:
+    up = Upstream(opts.endpoint, opts.token)
+    resolved = up.resolve(opts.repo_id, opts.revision)
+    checkpoint("resolve")
+    remote = up.list_files(opts.repo_id, resolved.commit)
+    checkpoint("list")
+    from mlwarden.manifest import load as load_manifest
+
+    pinned = load_manifest(opts.manifest).get(opts.repo_id)
+    pinned_commit = pinned.commit if pinned is not None else None
+
+    def candidate(files: tuple[CandidateFile, ...], code: tuple[str, ...]) -> Candidate:
+        return Candidate(opts.repo_id, resolved.commit, resolved.revision, files, code,
+                         pinned_commit)
+
+    # Model-level rules (org, typosquat, pinning, names, sizes) before any byte is fetched.
+    early = evaluate(policy, candidate(
+        tuple(CandidateFile(f.path, f.sha256 or "", f.size) for f in remote),
+        tuple(f.path for f in remote if f.path.endswith(".py"))))
+    known = {f.path for f in remote if f.sha256}  # exceptions can match these already
+    model_level = tuple(d for d in early.blocking if d.rule != "policy-remote-code"
+                        and (d.path is None or d.path in known))
+    if model_level:
+        rows = tuple(FileRow(f.path, f.size, f.sha256 or "", f.lfs, Verdict.CLEAN, False,
+                             tuple(f"{d.action} {d.rule}" for d in early.for_path(f.path)))
+                     for f in remote)
+        return PullResult(resolved, rows, early, Report("pull", ()), None,
+                          notes=("blocked before download",))
+    with quarantine(store.blobs.tmp) as qdir:
+        downloaded = _download_all(up, resolved, remote, qdir, opts.workers, bar_class, on_file)
+        checkpoint("download")
+        display_root = f"{opts.repo_id}@{resolved.commit[:12]}"
+        scanned = scan_tree(qdir, [(d.remote.path, d.sha256) for d in downloaded],
+                            display_root, cache)
+        checkpoint("scan")
+        verdicts = _file_verdicts(scanned.report, display_root)
+        code = _remote_code(qdir, remote)
+        result = evaluate(policy, candidate(
+            tuple(CandidateFile(d.remote.path, d.sha256, d.size,
+                                verdicts.get(d.remote.path, (Verdict.CLEAN, ""))[0],
+                                verdicts.get(d.remote.path, (Verdict.CLEAN, ""))[1])
+                  for d in downloaded), code))
+        checkpoint("policy")
+        rows = tuple(FileRow(d.remote.path, d.size, d.sha256, d.remote.lfs,
+                             verdicts.get(d.remote.path, (Verdict.CLEAN, ""))[0],
+                             d.remote.path in scanned.cached,
+                             tuple(f"{x.action} {x.rule}" for x in result.for_path(d.remote.path)))
+                     for d in downloaded)
+        if result.blocked:
+            return PullResult(resolved, rows, result, scanned.report, None, code,
+                              cached_files=len(scanned.cached))
+        commit = _promote(store, opts, resolved, downloaded, scanned.report, result, code,
+                          policy)
+    return PullResult(resolved, rows, result, scanned.report, commit, code, opts.manifest,
+                      len(scanned.cached))
+
+
+def _file_verdicts(report: Report, display_root: str) -> dict[str, tuple[Verdict, str]]:
+    """Repository path -> (worst verdict of the file and its members, format)."""
+    out: dict[str, tuple[Verdict, str]] = {}
+    prefix = display_root + "/"
+    for r in report.files:
+        top = r.path.split("!", 1)[0]
+        if not top.startswith(prefix):
+            continue
+        rel = top[len(prefix):]
+        v, fmt = out.get(rel, (Verdict.CLEAN, r.format if r.path == top else ""))
+        out[rel] = (Verdict.worst([v, r.verdict]), fmt or (r.format if r.path == top else ""))
+    return out
+
+
+def _promote(store: Store, opts: PullOptions, resolved: Resolved, downloaded: list[Downloaded],
+             report: Report, result: PolicyResult, code: tuple[str, ...],
+             policy: Policy) -> Commit:
+    actor = opts.actor or default_actor()
+    branch = resolved.ref if resolved.ref_kind == "branch" and resolved.ref else "main"
+    tags = (resolved.ref,) if resolved.ref_kind == "tag" and resolved.ref else ()
+    message = f"mlwarden pull {resolved.repo_id}@{resolved.revision} from " \
+              f"{opts.endpoint or 'https://huggingface.co'}"
+    lock = store.blobs.tmp / f"pull-{resolved.repo_id.replace('/', '--')}.lock"
+    with file_lock(lock):  # one promotion per repository at a time
+        entries: list[FileEntry] = []
+        for d in downloaded:
+            digest = FileDigest(d.sha256, d.size, d.remote.lfs, d.git_oid)
+            got = store.blobs.ingest_move(d.local, d.remote.path, known=digest)
+            entries.append(FileEntry(d.remote.path, got.sha256, got.size, d.remote.lfs,
+                                     d.git_oid))
+        checkpoint("ingest")
+        try:
+            commit = store.commit_files(
+                entries, resolved.repo_id, branch=branch, message=message, author=actor,
+                tags=tags, approve=False, commit_id=resolved.commit,
+                scan_verdict=report.verdict.value,
+                scan_summary={"policy": result.policy_source, **report.summary()})
+        except ConflictError as exc:
+            raise UpstreamRejected(R.COMMIT_MISMATCH, f"commit {resolved.commit} is already "
+                                   f"in the store with other content: {exc}") from None
+        checkpoint("commit")
+        verdicts = {r.path: r.verdict for r in report.files}
+        display_root = f"{resolved.repo_id}@{resolved.commit[:12]}"
+        now = _now()
+        review = policy.reviewed(resolved.repo_id, resolved.commit)
+        exceptions = tuple(d.exception.to_dict() for d in result.decisions
+                           if d.exception is not None and d.rule == "policy-exception-applied")
+
+        def change(m: Manifest) -> Manifest:
+            old = m.get(resolved.repo_id)
+            approvals = tuple(a for a in (old.approvals if old else ())
+                              if a.get("commit") == resolved.commit)
+            approvals += ({"action": "pull", "by": actor, "at": now, "commit": resolved.commit,
+                           "policy": result.policy_source},)
+            entry = ModelEntry(
+                commit=resolved.commit, ref=resolved.ref, ref_kind=resolved.ref_kind,
+                source=opts.endpoint or "https://huggingface.co", pulled_at=now,
+                files={d.remote.path: ManifestFile(
+                    d.sha256, d.size,
+                    verdicts.get(f"{display_root}/{d.remote.path}", Verdict.CLEAN).value)
+                    for d in downloaded},
+                scan={"verdict": report.verdict.value,
+                      "scanner": f"mlwarden {scanner_version()}", "rules": rules_version()},
+                approvals=approvals, exceptions=exceptions,
+                remote_code={"files": list(code), "commit": resolved.commit,
+                             "reviewer": review.reviewer, "note": review.note}
+                if code and review is not None else None,
+                conversions=old.conversions if old and old.commit == resolved.commit else (),
+                policy={"source": result.policy_source,
+                        "decisions": [d.to_dict() for d in result.decisions
+                                      if d.action != "block"]})
+            return m.with_model(resolved.repo_id, entry)
+
+        update_manifest(opts.manifest, change)
+        checkpoint("manifest")
+        commit = store.approve(resolved.repo_id, commit.id, actor=actor, tags=tags,
+                               note=f"mlwarden pull: policy passed ({result.policy_source})")
+        checkpoint("approve")
+    return commit
+
+
+__all__ = ["FileResult", "PullOptions", "PullResult", "pull"]

@@ -1,0 +1,40 @@
+"""The environment ``mlwarden run -- CMD`` gives CMD: the bootstrap directory first on
+PYTHONPATH (its sitecustomize installs the guard), MLWARDEN_GUARD_* settings, and the
+hardened Hugging Face settings, offline against a view of the store or at a registry."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from mlwarden.guard.core import HARDENED_ENV
+
+BOOTSTRAP_DIR = Path(__file__).parent / "bootstrap"
+
+
+def run_environment(base: Mapping[str, str], manifest: Path, store: Path | None,
+                    hf_cache: Path | None, endpoint: str | None,
+                    strict: bool = False) -> dict[str, str]:
+    env = dict(base)
+    old = env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = str(BOOTSTRAP_DIR) + (os.pathsep + old if old else "")
+    env.update(HARDENED_ENV)
+    env["MLWARDEN_GUARD"] = "1"
+    env["MLWARDEN_GUARD_MANIFEST"] = str(manifest.resolve())
+    if store is not None:
+        env["MLWARDEN_GUARD_STORE"] = str(store.resolve())
+    if hf_cache is not None:
+        env["MLWARDEN_GUARD_HF_CACHE"] = str(hf_cache.resolve())
+        env["HF_HUB_CACHE"] = str(hf_cache.resolve())
+    if strict:
+        env["MLWARDEN_GUARD_STRICT"] = "1"
+    if endpoint:
+        env["MLWARDEN_GUARD_ENDPOINT"] = endpoint
+        env["HF_ENDPOINT"] = endpoint.rstrip("/")
+        env.pop("HF_HUB_OFFLINE", None)
+        env.pop("TRANSFORMERS_OFFLINE", None)
+    else:
+        env["HF_HUB_OFFLINE"] = "1"
+        env["TRANSFORMERS_OFFLINE"] = "1"
+    return env

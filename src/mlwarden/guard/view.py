@@ -1,0 +1,67 @@
+"""An HF-cache-shaped view of the store, so an offline process loads pinned models by id.
+
+``models--ORG--NAME/snapshots/COMMIT/PATH`` are symlinks to the store's read-only blobs;
+``refs/main`` and the recorded ref name the pinned commit. huggingface_hub in offline mode
+resolves ``from_pretrained("ORG/NAME")`` through exactly this layout (hub-protocol.md §6-7).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from pathlib import Path
+
+from mlwarden.manifest import Manifest
+from mlwarden.store.names import check_file_path, check_ref_name, check_repo_id
+from mlwarden.util.fs import atomic_write_text, file_lock
+
+
+def default_view_dir(store: Path) -> Path:
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    key = hashlib.sha256(str(store).encode()).hexdigest()[:12]
+    return Path(xdg) / "mlwarden" / "hub-view" / key
+
+
+def _blob(store: Path, sha256: str) -> Path:
+    return store / "blobs" / "sha256" / sha256[:2] / sha256[2:]
+
+
+def _link(target: Path, link: Path) -> None:
+    with contextlib.suppress(OSError):
+        if os.readlink(link) == str(target):
+            return
+    link.parent.mkdir(parents=True, exist_ok=True)
+    tmp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    os.symlink(target, tmp)
+    os.replace(tmp, link)
+
+
+def materialize(manifest: Manifest, store: Path, cache: Path) -> list[str]:
+    """Create or refresh the view; returns the model ids it holds."""
+    cache.mkdir(parents=True, exist_ok=True)
+    done: list[str] = []
+    with file_lock(cache / ".mlwarden-view.lock"):
+        for model, e in sorted(manifest.models.items()):
+            check_repo_id(model)
+            org, name = model.split("/")
+            repo_dir = cache / f"models--{org}--{name}"
+            for rel, mf in e.files.items():
+                check_file_path(rel)
+                _link(_blob(store, mf.sha256), repo_dir / "snapshots" / e.commit / rel)
+            refs = {"main"}
+            if e.ref:
+                with contextlib.suppress(Exception):
+                    refs.add(check_ref_name(e.ref))
+            for ref in refs:
+                path = repo_dir / "refs" / ref
+                try:
+                    current = path.read_text().strip()
+                except OSError:
+                    current = ""
+                if current != e.commit:
+                    atomic_write_text(path, e.commit)
+            done.append(model)
+    return done
