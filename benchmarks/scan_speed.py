@@ -52,6 +52,15 @@ def version(cmd: list[str]) -> str:
         else "?"
 
 
+def _pip_version(bin_: Path, package: str) -> str:
+    """The Version: field of ``pip show`` (its last line is Required-by:)."""
+    out = subprocess.run([str(bin_ / "pip"), "show", package], capture_output=True, text=True)
+    for line in out.stdout.splitlines():
+        if line.startswith("Version:"):
+            return line.split(":", 1)[1].strip()
+    return "?"
+
+
 # ------------------------------------------------------------------------ corpora
 
 
@@ -222,7 +231,7 @@ def main() -> int:
     ma_env = {**os.environ, "PROMPTFOO_DISABLE_TELEMETRY": "1", "NO_COLOR": "1"}
     ma = [str(peers / "modelaudit"), "scan", "--no-cache", "-q", "-f", "json"]
     print(f"{version([str(peers / 'mlwarden'), '--version'])}; "
-          f"picklescan {version([str(peers / 'pip'), 'show', 'picklescan']).split()[-1]}; "
+          f"picklescan {_pip_version(peers, 'picklescan')}; "
           f"modelaudit {version([str(peers / 'modelaudit'), '--version'])}", flush=True)
 
     rows: list[tuple[str, str, float | None, float | None, int]] = []

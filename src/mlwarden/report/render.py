@@ -173,10 +173,9 @@ def render_table(report: Report, out: IO[str], verbose: bool = False) -> None:
             "\n".join(_finding_line(f) for f in shown[:8])
             + (f"\n… {len(shown) - 8} more" if len(shown) > 8 else ""),
         ))
-    from mlwarden.report.table_rows import add_rows
+    from mlwarden.report.table_rows import print_table
 
-    add_rows(table, console, rows)  # draws like add_row per row, without rich's per-row cost
-    console.print(table)
+    print_table(table, console, rows)  # = add_row per row + print, without rich's per-row cost
     s = report.summary()
     counts = s["verdicts"]
     assert isinstance(counts, dict)

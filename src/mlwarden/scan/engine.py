@@ -3,6 +3,7 @@ and turn what readers report into per-file results."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import stat
@@ -246,13 +247,7 @@ def scan_target(target: Target, options: ScanOptions) -> list[FileResult]:
         return [FileResult(target.display, "link" if "link" in target.finding.rule else "special",
                            target.finding.verdict, None, None, (target.finding,))]
     try:
-        source = Source.from_file(target.path, target.display)
-        if source.size <= SMALL_FILE:
-            # One read serves sniffing, parsing and hashing; fs_path stays for readers
-            # that resolve siblings (ONNX external data) or need a real file (HDF5).
-            with open(target.path, "rb") as fh:
-                data = fh.read(SMALL_FILE + 1)
-            source = replace(source, size=len(data), data=data)
+        source = _open_source(target)
     except OSError as exc:
         f = READ_ERROR.finding(f"cannot open: {exc.strerror}")
         return [FileResult(target.display, "unknown", f.verdict, None, None, (f,))]
@@ -261,6 +256,25 @@ def scan_target(target: Target, options: ScanOptions) -> list[FileResult]:
     finally:
         release(source)
     return _with_hash(results, target.path, options)
+
+
+def _open_source(target: Target) -> Source:
+    """A Source for a regular file; small files are read once, which then serves
+    sniffing, parsing and hashing. fs_path stays for readers that resolve siblings (ONNX
+    external data) or need a real file (HDF5)."""
+    with open(target.path, "rb", buffering=0) as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size > SMALL_FILE:
+            return Source(target.display, size, fs_path=target.path)
+        # Ask for the size just learned (+1 to see growth): a read sized SMALL_FILE would
+        # allocate a megabyte per file. Still read to EOF, at most SMALL_FILE + 1 bytes.
+        data = fh.read(size + 1) or b""
+        while len(data) <= SMALL_FILE:
+            more = fh.read(SMALL_FILE + 1 - len(data))
+            if not more:
+                break
+            data += more
+    return Source(target.display, len(data), fs_path=target.path, data=data)
 
 
 def _with_hash(results: list[FileResult], path: Path, options: ScanOptions) -> list[FileResult]:
@@ -295,8 +309,11 @@ def scan_paths(
     targets, roots = collect(paths)
     results: list[FileResult] = []
     total = len(targets)
-    workers = options.workers or _auto_workers(total)
-    if workers > 1 and total > 1:
+    workers = min(options.workers or _auto_workers(total), total)
+    if workers > 1 and hasattr(os, "fork"):
+        for res in _scan_forked(targets, options, workers, progress):
+            results.extend(res)
+    elif workers > 1:
         # Imported here: process pools cost start-up time that small scans never need.
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
@@ -316,6 +333,78 @@ def scan_paths(
                 progress(i + 1, total)
     results = _repository_checks(roots, results)
     return Report("scan", tuple(results), time.perf_counter() - started)
+
+
+def _scan_forked(targets: list[Target], options: ScanOptions, workers: int,
+                 progress: Callable[[int, int], None] | None) -> list[list[FileResult]]:
+    """Scan with ``workers`` processes: this one and ``workers - 1`` forked children.
+
+    Each process takes every ``workers``-th target (big and small files interleave) and a
+    child sends its results back pickled through a pipe (they are our own plain result
+    objects, never scanned content). Plain fork + pipe instead of a process pool: importing
+    multiprocessing and concurrent.futures alone costs more than scanning a few hundred
+    small files. A child that fails to deliver has its share scanned here instead.
+    Progress counts this process's share, so it runs ahead of the children's by at most
+    one item each.
+    """
+    import pickle
+    import signal
+
+    total = len(targets)
+    out: list[list[FileResult] | None] = [None] * total
+    children: list[tuple[int, int, int]] = []  # (share, pid, read end)
+    # Import the readers that model directories mostly need once, before forking, rather
+    # than once in every process.
+    for fmt_name in (fmt.PICKLE, fmt.ZIP):
+        get_reader(fmt_name)
+    try:
+        for share in range(1, workers):
+            r, w = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # child: scan its share, send it, never return into the caller
+                status = 1
+                try:
+                    os.close(r)
+                    mine = [scan_target(targets[i], options)
+                            for i in range(share, total, workers)]
+                    with os.fdopen(w, "wb") as fh:
+                        fh.write(pickle.dumps(mine, pickle.HIGHEST_PROTOCOL))
+                    status = 0
+                finally:
+                    os._exit(status)
+            os.close(w)
+            children.append((share, pid, r))
+        done = 0
+        for i in range(0, total, workers):
+            out[i] = scan_target(targets[i], options)
+            done = min(total, done + workers)
+            if progress:
+                progress(done, total)
+        for share, pid, r in children:
+            with os.fdopen(r, "rb") as fh:
+                blob = fh.read()
+            _, status = os.waitpid(pid, 0)
+            theirs: object = None
+            if blob and status == 0:
+                with contextlib.suppress(Exception):  # a child that died mid-write
+                    theirs = pickle.loads(blob)  # our own results, from our own child
+            idx = range(share, total, workers)
+            if not isinstance(theirs, list) or len(theirs) != len(idx):
+                theirs = [scan_target(targets[i], options) for i in idx]
+            for i, res in zip(idx, theirs, strict=True):
+                out[i] = res
+        children.clear()
+    finally:
+        for _share, pid, r in children:  # interrupted: stop and reap what is left
+            with contextlib.suppress(OSError):
+                os.close(r)
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(OSError):
+                os.waitpid(pid, 0)
+    if progress:
+        progress(total, total)
+    return [res for res in out if res is not None]
 
 
 def _auto_workers(total: int) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import pickletools
 import re
 import struct
 
@@ -57,6 +56,15 @@ _SIMPLE_MAGIC: list[tuple[int, bytes, str]] = [
     (4, b"TFL3", TFLITE),
 ]
 
+# The same table by first byte (offset-0 entries, in table order): one dict lookup
+# instead of twenty slices per file. Entries at other offsets are checked afterwards, as
+# they come last in the table.
+_MAGIC_BY_FIRST: dict[int, list[tuple[bytes, str]]] = {}
+for _off, _magic, _fmt in _SIMPLE_MAGIC:
+    if _off == 0:
+        _MAGIC_BY_FIRST.setdefault(_magic[0], []).append((_magic, _fmt))
+_MAGIC_ELSEWHERE = [(o, mg, f) for o, mg, f in _SIMPLE_MAGIC if o != 0]
+
 # Opcodes a protocol 0/1 pickle can plausibly start with.
 _P0_START = set(b"(}])cNILFSVXTUKMJGi")
 
@@ -65,7 +73,10 @@ def sniff(head: bytes, size: int) -> str:
     """Best identification of ``head`` (the first bytes of a ``size``-byte stream)."""
     if size == 0:
         return EMPTY
-    for offset, magic, fmt in _SIMPLE_MAGIC:
+    for magic, fmt in _MAGIC_BY_FIRST.get(head[0] if head else -1, ()):
+        if head.startswith(magic):
+            return fmt
+    for offset, magic, fmt in _MAGIC_ELSEWHERE:
         if head[offset : offset + len(magic)] == magic:
             return fmt
     # A safetensors header length of 128..133 bytes starts with 0x80 0x00 like a PROTO
@@ -136,6 +147,8 @@ def _looks_like_old_pickle(head: bytes, size: int) -> bool:
     """Protocol 0/1 streams have no PROTO opcode: accept only a run of valid opcodes that
     reaches STOP, is long (prose breaks within a few opcodes, at its first space), or fills
     the whole sniffed head."""
+    import pickletools  # only protocol 0/1 candidates need it (start-up cost)
+
     stream = io.BytesIO(head)
     count = 0
     try:

@@ -140,6 +140,8 @@ def _classify(m: Machine, report: _Reporter, detail: str, view: str) -> None:
     for g in m.globals:
         k = lookup(g.module, g.name)
         uses = g.uses
+        if k.danger is None and k.allows(uses):
+            continue  # the common case, decided before any message text is built
         how = f"via {g.how}" if g.how not in ("GLOBAL", "STACK_GLOBAL") else g.how
         if g.full in ("builtins.getattr", "dill._dill._get_attr") and not g.unresolved \
                 and uses & ~CALL == 1 and g.resolved:

@@ -10,7 +10,7 @@ never an allocation).
 from __future__ import annotations
 
 import codecs
-from struct import unpack_from
+from struct import Struct, unpack_from
 
 from mlwarden.scan.pickle.values import (
     CALL,
@@ -211,15 +211,12 @@ class Machine:
                 if p >= self.dlen:
                     raise Break("pickle exhausted before STOP", "truncated")
             self.op_pos = p
-            code = data[p]
             self.pos = p + 1
-            self.ops += 1
-            if self.ops > max_ops:
+            ops = self.ops + 1
+            self.ops = ops
+            if ops > max_ops:
                 raise Budget(f"more than {max_ops} opcodes")
-            handler = dispatch[code]
-            if handler is None:
-                raise Break(f"invalid load key {bytes([code])!r} at offset {p}", "opcode")
-            if handler(self):
+            if dispatch[data[p]](self):
                 return True
 
     # ------------------------------------------------------------------ helpers
@@ -444,6 +441,32 @@ def _unwrap_persistent_class(value: object) -> object:
 
 
 # ---------------------------------------------------------------------- opcodes
+# The hot handlers inline Machine.read's fast path (the read lies inside the current
+# frame or, unframed, inside the data) and fall back to read() otherwise, so frame
+# boundaries, straddles and truncation behave exactly as through read().
+_F8 = Struct(">d").unpack_from
+_I4 = Struct("<i").unpack_from
+_U2 = Struct("<H").unpack_from
+_U4 = Struct("<I").unpack_from
+_UNDERFLOW = "unpickling stack underflow"
+
+
+def op_invalid(m: Machine) -> None:
+    p = m.op_pos
+    raise Break(f"invalid load key {bytes([m.data[p]])!r} at offset {p}", "opcode")
+
+
+def _put(m: Machine, idx: int) -> None:
+    """Machine.memo_put for a non-negative index, without the method call."""
+    stack = m.stack
+    if not stack:
+        raise Break(_UNDERFLOW, "stack")
+    value = stack[-1]
+    memo = m.memo
+    old = memo.get(idx)
+    if old is not None and isinstance(old, str) and old != value:
+        m.note("memo", f"memo slot {idx} is overwritten (was {old[:40]!r})")
+    memo[idx] = value
 def _int_line(m: Machine, what: str) -> int:
     line = m.readline()
     try:
@@ -486,7 +509,13 @@ def op_float(m: Machine) -> None:
 
 
 def op_binfloat(m: Machine) -> None:
-    m.stack.append(unpack_from(">d", m.read(8))[0])
+    p = m.pos
+    q = p + 8
+    if q <= m.lim:
+        m.pos = q
+        m.stack.append(_F8(m.data, p)[0])
+    else:
+        m.stack.append(_F8(m.read(8))[0])
 
 
 def op_int(m: Machine) -> None:
@@ -503,15 +532,32 @@ def op_int(m: Machine) -> None:
 
 
 def op_binint(m: Machine) -> None:
-    m.stack.append(unpack_from("<i", m.read(4))[0])
+    p = m.pos
+    q = p + 4
+    if q <= m.lim:
+        m.pos = q
+        m.stack.append(_I4(m.data, p)[0])
+    else:
+        m.stack.append(_I4(m.read(4))[0])
 
 
 def op_binint1(m: Machine) -> None:
-    m.stack.append(m.read(1)[0])
+    p = m.pos
+    if p < m.lim:
+        m.pos = p + 1
+        m.stack.append(m.data[p])
+    else:
+        m.stack.append(m.read(1)[0])
 
 
 def op_binint2(m: Machine) -> None:
-    m.stack.append(unpack_from("<H", m.read(2))[0])
+    p = m.pos
+    q = p + 2
+    if q <= m.lim:
+        m.pos = q
+        m.stack.append(_U2(m.data, p)[0])
+    else:
+        m.stack.append(_U2(m.read(2))[0])
 
 
 def op_long(m: Machine) -> None:
@@ -612,10 +658,34 @@ def _utf8(raw: bytes) -> str:
 
 
 def op_binunicode(m: Machine) -> None:
-    m.stack.append(_utf8(m.read(unpack_from("<I", m.read(4))[0])))
+    p = m.pos
+    lim = m.lim
+    if p + 4 <= lim:
+        data = m.data
+        q = p + 4 + _U4(data, p)[0]
+        if q <= lim:
+            m.pos = q
+            try:
+                m.stack.append(data[p + 4:q].decode("utf-8", "surrogatepass"))
+            except UnicodeDecodeError:
+                raise Break("invalid UTF-8 in a unicode string", "syntax") from None
+            return
+    m.stack.append(_utf8(m.read(_U4(m.read(4))[0])))
 
 
 def op_short_binunicode(m: Machine) -> None:
+    p = m.pos
+    lim = m.lim
+    if p < lim:
+        data = m.data
+        q = p + 1 + data[p]
+        if q <= lim:
+            m.pos = q
+            try:
+                m.stack.append(data[p + 1:q].decode("utf-8", "surrogatepass"))
+            except UnicodeDecodeError:
+                raise Break("invalid UTF-8 in a unicode string", "syntax") from None
+            return
     m.stack.append(_utf8(m.read(m.read(1)[0])))
 
 
@@ -649,8 +719,11 @@ def op_readonly_buffer(m: Machine) -> None:
 
 
 def op_append(m: Machine) -> None:
-    value = m.pop()
-    target = m.top()
+    stack = m.stack
+    if len(stack) < 2:
+        raise Break(_UNDERFLOW, "stack")
+    value = stack.pop()
+    target = stack[-1]
     if isinstance(target, list):
         target.append(value)
     else:
@@ -658,8 +731,14 @@ def op_append(m: Machine) -> None:
 
 
 def op_appends(m: Machine) -> None:
-    items = m.pop_mark()
-    target = m.top()
+    items = m.stack
+    try:
+        m.stack = stack = m.metastack.pop()
+    except IndexError:
+        raise Break("could not find MARK", "stack") from None
+    if not stack:
+        raise Break(_UNDERFLOW, "stack")
+    target = stack[-1]
     if isinstance(target, list):
         target.extend(items)
     else:
@@ -667,9 +746,12 @@ def op_appends(m: Machine) -> None:
 
 
 def op_setitem(m: Machine) -> None:
-    value = m.pop()
-    key = m.pop()
-    target = m.top()
+    stack = m.stack
+    if len(stack) < 3:
+        raise Break(_UNDERFLOW, "stack")
+    value = stack.pop()
+    key = stack.pop()
+    target = stack[-1]
     if isinstance(target, SymDict):
         target.items.append((key, value))
     else:
@@ -677,8 +759,14 @@ def op_setitem(m: Machine) -> None:
 
 
 def op_setitems(m: Machine) -> None:
-    items = m.pop_mark()
-    target = m.top()
+    items = m.stack
+    try:
+        m.stack = stack = m.metastack.pop()
+    except IndexError:
+        raise Break("could not find MARK", "stack") from None
+    if not stack:
+        raise Break(_UNDERFLOW, "stack")
+    target = stack[-1]
     if len(items) % 2:
         raise Break("odd number of items for SETITEMS", "syntax")
     if isinstance(target, SymDict):
@@ -803,14 +891,28 @@ def op_empty_tuple(m: Machine) -> None:
     m.stack.append(())
 
 
-def _tuple_n(n: int):  # type: ignore[no-untyped-def]
-    def op(m: Machine) -> None:
-        if len(m.stack) < n:
-            raise Break("unpickling stack underflow", "stack")
-        items = tuple(m.stack[-n:])
-        del m.stack[-n:]
-        m.stack.append(items)
-    return op
+def op_tuple1(m: Machine) -> None:
+    stack = m.stack
+    if not stack:
+        raise Break(_UNDERFLOW, "stack")
+    stack[-1] = (stack[-1],)
+
+
+def op_tuple2(m: Machine) -> None:
+    stack = m.stack
+    if len(stack) < 2:
+        raise Break(_UNDERFLOW, "stack")
+    b = stack.pop()
+    stack[-1] = (stack[-1], b)
+
+
+def op_tuple3(m: Machine) -> None:
+    stack = m.stack
+    if len(stack) < 3:
+        raise Break(_UNDERFLOW, "stack")
+    c = stack.pop()
+    b = stack.pop()
+    stack[-1] = (stack[-1], b, c)
 
 
 def op_empty_set(m: Machine) -> None:
@@ -827,11 +929,20 @@ def op_get(m: Machine) -> None:
 
 
 def op_binget(m: Machine) -> None:
-    m.memo_get(m.read(1)[0])
+    p = m.pos
+    if p < m.lim:
+        m.pos = p + 1
+        idx = m.data[p]
+    else:
+        idx = m.read(1)[0]
+    try:
+        m.stack.append(m.memo[idx])
+    except KeyError:
+        raise Break(f"memo value not found at index {idx}", "memo") from None
 
 
 def op_long_binget(m: Machine) -> None:
-    m.memo_get(unpack_from("<I", m.read(4))[0])
+    m.memo_get(_U4(m.read(4))[0])
 
 
 def op_put(m: Machine) -> None:
@@ -839,15 +950,20 @@ def op_put(m: Machine) -> None:
 
 
 def op_binput(m: Machine) -> None:
-    m.memo_put(m.read(1)[0])
+    p = m.pos
+    if p < m.lim:
+        m.pos = p + 1
+        _put(m, m.data[p])
+    else:
+        _put(m, m.read(1)[0])
 
 
 def op_long_binput(m: Machine) -> None:
-    m.memo_put(unpack_from("<I", m.read(4))[0])
+    _put(m, _U4(m.read(4))[0])
 
 
 def op_memoize(m: Machine) -> None:
-    m.memo_put(len(m.memo))
+    _put(m, len(m.memo))
 
 
 def op_proto(m: Machine) -> None:
@@ -871,7 +987,7 @@ def op_frame(m: Machine) -> None:
     m.lim = m.fend
 
 
-_DISPATCH: list = [None] * 256  # type: ignore[type-arg]
+_DISPATCH: list = [op_invalid] * 256  # type: ignore[type-arg]
 for _code, _fn in {
     b"(": op_mark, b".": op_stop, b"0": op_pop, b"1": op_pop_mark, b"2": op_dup,
     b"F": op_float, b"G": op_binfloat, b"I": op_int, b"J": op_binint, b"K": op_binint1,
@@ -887,8 +1003,8 @@ for _code, _fn in {
     b"\x93": op_stack_global, b"i": op_inst, b"o": op_obj, b"\x81": op_newobj,
     b"\x92": op_newobj_ex, b"\x82": op_ext1, b"\x83": op_ext2, b"\x84": op_ext4,
     b"d": op_dict, b"}": op_empty_dict, b"l": op_list, b"]": op_empty_list,
-    b"t": op_tuple, b")": op_empty_tuple, b"\x85": _tuple_n(1), b"\x86": _tuple_n(2),
-    b"\x87": _tuple_n(3), b"\x8f": op_empty_set, b"\x91": op_frozenset, b"g": op_get,
+    b"t": op_tuple, b")": op_empty_tuple, b"\x85": op_tuple1, b"\x86": op_tuple2,
+    b"\x87": op_tuple3, b"\x8f": op_empty_set, b"\x91": op_frozenset, b"g": op_get,
     b"h": op_binget, b"j": op_long_binget, b"p": op_put, b"q": op_binput,
     b"r": op_long_binput, b"\x94": op_memoize, b"\x80": op_proto, b"\x95": op_frame,
 }.items():

@@ -11,12 +11,13 @@ REF, NEW, CALL = 1, 2, 4
 class Global:
     """A name that find_class would import: ``module`` + attribute path ``name``."""
 
-    __slots__ = ("call_args", "call_offset", "how", "module", "name", "offset", "resolved",
-                 "unresolved", "uses")
+    __slots__ = ("call_args", "call_offset", "full", "how", "module", "name", "offset",
+                 "resolved", "unresolved", "uses")
 
     def __init__(self, module: str, name: str, offset: int, how: str) -> None:
         self.module = module
         self.name = name
+        self.full = f"{module}.{name}"  # read many times by the machine and classifier
         self.offset = offset
         self.how = how  # GLOBAL, STACK_GLOBAL, INST, EXT, getattr, ...
         self.uses = 0
@@ -24,10 +25,6 @@ class Global:
         self.call_offset: int | None = None
         self.resolved = 0  # resolver calls that the analysis followed statically
         self.unresolved = 0
-
-    @property
-    def full(self) -> str:
-        return f"{self.module}.{self.name}"
 
 
 class Call:
