@@ -48,7 +48,10 @@ def test_anomaly_on_benign_content_is_not_malicious(tmp_path: Path, pickles, tri
     results = scan_bytes(data, "m.pt")
     rule = {"crc": "zip-bad-crc", "name": "zip-name-mismatch", "lhflag": "zip-flag-bits"}[trick]
     assert rule in rules_of(results)
-    assert results[0].verdict is Verdict.SUSPICIOUS
+    # A bad CRC hides nothing from a scan that reads what torch reads; a renamed local
+    # header or odd flag bits are deliberate-looking, so they stay suspicious.
+    want = Verdict.CLEAN if trick == "crc" else Verdict.SUSPICIOUS
+    assert results[0].verdict is want
     assert "m/data.pkl" in pickles.members
 
 

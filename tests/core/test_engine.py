@@ -210,3 +210,20 @@ def test_msgpack_needs_structure_not_one_byte() -> None:
     assert sniff.sniff(junk, len(junk)) == sniff.UNKNOWN
     # An empty map followed by more bytes is not a Flax file either.
     assert sniff.sniff(b"\x80" + b"\xff\x01" * 20, 41) == sniff.UNKNOWN
+
+
+def test_python_that_parses_as_protocol0_pickle_is_analysed_as_python(tmp_path: Path) -> None:
+    """Crafted source can read as a run of protocol-0 opcodes (``import`` starts with the
+    INST opcode); the import that runs it reads it as Python, so that reading decides."""
+    evil = tmp_path / "modeling_evil.py"
+    evil.write_text('import os\ncmd = ["true"]\nos.execvp if False else None\nimport pty\n'
+                    "import torch.nn as nn\npty.spawn(cmd)\n")
+    (res,) = scan_paths([str(evil)]).files
+    assert res.format == "python"
+    assert res.verdict is Verdict.MALICIOUS
+    assert "pickle-broken-stream" not in {f.rule for f in res.findings}
+    # A protocol-0 pickle payload stays a pickle, whatever it is named.
+    payload = tmp_path / "weights.pkl"
+    payload.write_bytes(b"cos\nsystem\n(S'true'\ntR.")
+    (res,) = scan_paths([str(payload)]).files
+    assert res.format == "pickle" and res.verdict is Verdict.MALICIOUS

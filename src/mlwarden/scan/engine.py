@@ -188,6 +188,9 @@ def scan_source(source: Source, limits: Limits, depth: int = 0,
             reader(source, ctx)
         if ctx.format not in _PICKLE_FORMATS and fmt.looks_like_proto_pickle(head):
             _polyglot_pickle(source, ctx)
+        elif ctx.format in _PICKLE_FORMATS and not head.startswith(b"\x80") \
+                and fmt._is_text(head):
+            _text_reading(source, ctx)
         if want_hash and source.data is not None:
             digest = hashlib.sha256(source.data).hexdigest()
     except TooLarge as exc:
@@ -240,6 +243,28 @@ def _polyglot_pickle(source: Source, ctx: ScanContext) -> None:
     ctx.report(POLYGLOT_PICKLE, f"also parses as a pickle that imports "
                f"{', '.join(sorted(result.globals)[:5])}")
     ctx.findings.extend(f for f in shadow.findings if f.verdict is not Verdict.CLEAN)
+
+
+BROKEN_STREAM_RULE = "pickle-broken-stream"
+
+
+def _text_reading(source: Source, ctx: ScanContext) -> None:
+    """Protocol 0/1 pickles are printable text, and crafted Python, JSON or templates can
+    parse as a run of pickle opcodes. A loader that picks the file by name reads it as
+    text, so analyse that reading too; when it is well-formed code or config, that is what
+    the file is, and the pickle reading merely 'breaking' says nothing."""
+    from mlwarden.scan.readers.text_file import read_text
+
+    shadow = ScanContext(display_path=ctx.display_path, limits=ctx.limits, depth=ctx.depth)
+    shadow.format = fmt.TEXT
+    read_text(source, shadow)
+    if shadow.format == fmt.TEXT:
+        return  # no loader reads it as code or config: the pickle reading stands alone
+    parsed = not any(f.verdict is Verdict.UNSCANNABLE for f in shadow.findings)
+    if parsed:
+        ctx.findings[:] = [f for f in ctx.findings if f.rule != BROKEN_STREAM_RULE]
+    ctx.format = shadow.format
+    ctx.findings.extend(shadow.findings)
 
 
 def scan_target(target: Target, options: ScanOptions) -> list[FileResult]:

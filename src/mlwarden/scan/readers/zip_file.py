@@ -54,13 +54,13 @@ ZIP_MALFORMED = rule(
 )
 BAD_CRC = rule(
     "zip-bad-crc",
-    Verdict.SUSPICIOUS,
+    Verdict.CLEAN,
     Severity.LOW,
     "Member CRC-32 does not match its content",
     "torch ignores CRCs while CPython's zipfile raises, so scanners built on zipfile stop "
-    "where torch loads (CVE-2025-10156). The content was analysed anyway. Real benign "
-    "models have bad CRCs (e.g. jina-embeddings-v2-base-en), so this alone is only "
-    "suspicious.",
+    "where torch loads (CVE-2025-10156). mlwarden analyses the very bytes torch loads, so "
+    "the mismatch hides nothing from this scan; real benign models have bad CRCs (e.g. "
+    "jina-embeddings-v2-base-en), so it is reported without changing the verdict.",
 )
 FLAG_BITS = rule(
     "zip-flag-bits",
@@ -390,7 +390,9 @@ def _scan_small(zs: _ZipScan, m: zr.ZipMember) -> None:
         return
     if m.size <= _SMALL_MEMBER and m.method in zr.SUPPORTED_METHODS:
         head = zs.head(m, sniff.HEAD_BYTES)
-        if head is not None:
+        # Empty although the directory declares bytes: the member is broken; the full
+        # expansion below reports why.
+        if head:
             kind = sniff.sniff(head, m.size)
             if kind == sniff.TEXT:
                 return
