@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import jinja2
 from jinja2 import nodes
@@ -37,6 +37,22 @@ MAX_TEMPLATE_CHARS = 4 * 1024 * 1024  # real chat templates are < 64 KiB
 MAX_FOLD_CHARS = 4096  # constant folding never builds longer strings
 MAX_FOLD_DEPTH = 64
 MAX_NODES = 500_000
+# Jinja parses ~30k tokens a second; popular chat templates have < 2,000. Counting tokens
+# (with a regex, far cheaper than Jinja's lexer) before parsing keeps a crafted template,
+# or a file holding thousands of templates, from costing minutes.
+MAX_TEMPLATE_TOKENS = 50_000
+MAX_FILE_TEMPLATE_TOKENS = 100_000
+MAX_FILE_TEMPLATES = 64  # tokenizer configs name a handful (default, tool_use, rag)
+
+
+@dataclass
+class TemplateBudget:
+    """What is left for all the templates of one file (a GGUF or a tokenizer_config.json
+    may hold any number of them)."""
+
+    tokens: int = MAX_FILE_TEMPLATE_TOKENS
+    templates: int = MAX_FILE_TEMPLATES
+    reported: bool = False
 
 TEMPLATE_SYNTAX = rule(
     "template-syntax-error",
@@ -168,8 +184,13 @@ UNKNOWN = _Unknown()
 Folded = object
 
 
-def analyze_template(source_text: str, ctx: ScanContext, location: Location) -> None:
-    """Parse ``source_text`` as a Jinja2 template (never render) and report escape shapes."""
+def analyze_template(source_text: str, ctx: ScanContext, location: Location,
+                     budget: TemplateBudget | None = None) -> None:
+    """Parse ``source_text`` as a Jinja2 template (never render) and report escape shapes.
+
+    ``budget`` is shared by the templates of one file; without it the template has the
+    per-template bound only.
+    """
     global _ENV
     if len(source_text) > MAX_TEMPLATE_CHARS:
         ctx.limit(
@@ -180,9 +201,24 @@ def analyze_template(source_text: str, ctx: ScanContext, location: Location) -> 
         return
     if _ENV is None:
         _ENV = _environment()
+    if budget is not None:
+        budget.templates -= 1
+        if budget.templates < 0:
+            if not budget.reported:
+                budget.reported = True
+                ctx.limit(f"more than {MAX_FILE_TEMPLATES} chat templates in this file; the "
+                          "rest were not analysed", location)
+            return
+    allowed = MAX_TEMPLATE_TOKENS if budget is None else min(MAX_TEMPLATE_TOKENS, budget.tokens)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # jinja's escape-sequence DeprecationWarnings
+            tokens = _count_tokens(source_text, allowed)
+            if budget is not None:
+                budget.tokens -= min(tokens, allowed)
+            if tokens > allowed:
+                _over_budget(ctx, location, budget, allowed)
+                return
             tree = _ENV.parse(source_text)
     except jinja2.TemplateSyntaxError as exc:
         ctx.report(
@@ -202,6 +238,35 @@ def analyze_template(source_text: str, ctx: ScanContext, location: Location) -> 
             "chat template parsed; no sandbox-escape pattern found",
             location,
         )
+
+
+# Expression and statement blocks (an unterminated one runs to the end), and the words and
+# symbols inside them: a C-speed over-estimate of what Jinja's lexer would produce.
+_BLOCKS = re.compile(r"\{\{.*?(?:\}\}|\Z)|\{%.*?(?:%\}|\Z)", re.S)
+_WORDS = re.compile(r"\w+|[^\w\s]")
+
+
+def _count_tokens(text: str, bound: int) -> int:
+    """Tokens in the blocks of ``text`` (each block of plain text is one more), counting
+    no further than just past ``bound``."""
+    n = 0
+    for m in _BLOCKS.finditer(text):
+        n += 1 + _WORDS.subn("", m.group())[1]  # subn counts without match objects
+        if n > bound:
+            break
+    return n
+
+
+def _over_budget(ctx: ScanContext, location: Location, budget: TemplateBudget | None,
+                 allowed: int) -> None:
+    if budget is not None and allowed < MAX_TEMPLATE_TOKENS:
+        if not budget.reported:
+            budget.reported = True
+            ctx.limit(f"chat templates of this file exceed {MAX_FILE_TEMPLATE_TOKENS} Jinja "
+                      "tokens in total; the rest were not analysed", location)
+        return
+    ctx.limit(f"chat template of more than {MAX_TEMPLATE_TOKENS} Jinja tokens (popular "
+              "templates have < 2,000); not analysed", location)
 
 
 def _at(location: Location, lineno: int | None) -> Location:

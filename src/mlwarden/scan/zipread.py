@@ -360,6 +360,10 @@ class _Native:
         return self._d.eof
 
 
+# xz -9 uses a 64 MiB dictionary; a larger one only makes the decoder reserve memory.
+LZMA_MAX_DICT = 128 << 20
+
+
 class _ZipLzma:
     """Zip method 14: a 4-byte header and LZMA1 properties, then a raw LZMA1 stream."""
 
@@ -379,6 +383,10 @@ class _ZipLzma:
                 return b""
             props = self._head[4 : 4 + psize]
             filt = lzma._decode_filter_properties(lzma.FILTER_LZMA1, props)  # type: ignore[attr-defined]
+            # A raw decoder takes no memlimit and allocates the declared dictionary.
+            if filt.get("dict_size", 0) > LZMA_MAX_DICT:
+                raise ZipFormatError(f"LZMA dictionary of {filt['dict_size']} bytes exceeds "
+                                     f"the {LZMA_MAX_DICT}-byte bound")
             self._d = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[filt])
             data, self._head = self._head[4 + psize :], b""
         return self._d.decompress(data, max_out)
@@ -489,6 +497,8 @@ class DecompressingReader:
     def _feed(self, data: bytes, n: int) -> bytes:
         try:
             out = self._inf.feed(data, n)
+        except ZipFormatError:
+            raise  # already precise (an inflater's own bound)
         except (zlib.error, OSError, EOFError, lzma.LZMAError, ValueError) as exc:
             raise ZipFormatError(f"corrupt compressed data: {exc}") from exc
         except Exception as exc:  # zstandard.ZstdError and friends

@@ -37,7 +37,8 @@ from mlwarden.scan.source import SPOOL_THRESHOLD, Source, release
 RATIO_FLOOR = 128 * MiB
 # How much of an over-expanding member is still analysed (a payload up front is found).
 BOMB_PREFIX = 4 * MiB
-LZMA_MEMLIMIT = 512 * MiB
+# xz -9 needs 65 MiB to decode; a header declaring more only makes liblzma reserve it.
+LZMA_MEMLIMIT = 128 * MiB
 
 ARCHIVE_BOMB = rule(
     "archive-bomb",

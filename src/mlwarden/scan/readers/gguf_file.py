@@ -25,7 +25,7 @@ from mlwarden.report.model import Location, Severity, Verdict
 from mlwarden.report.rules import rule
 from mlwarden.scan.context import ScanContext
 from mlwarden.scan.source import Source
-from mlwarden.scan.templates import analyze_template
+from mlwarden.scan.templates import TemplateBudget, analyze_template
 
 CHUNK = 64 << 10  # read-ahead window: metadata only, never much tensor data
 MAX_KV = 1 << 20  # metadata entries; real files have < 100
@@ -258,6 +258,7 @@ def _string(cur: _Cursor, hdr: _Header, what: str, keep_max: int) -> bytes | Non
 
 def _read_metadata(cur: _Cursor, hdr: _Header, ctx: ScanContext) -> dict[str, object]:
     meta: dict[str, object] = {}
+    budget = TemplateBudget()  # shared by every tokenizer.chat_template* of the file
     for i in range(hdr.n_kv):
         start = cur.pos
         raw_key = _string(cur, hdr, f"metadata key #{i}", keep_max=cur.budget)
@@ -280,7 +281,7 @@ def _read_metadata(cur: _Cursor, hdr: _Header, ctx: ScanContext) -> dict[str, ob
                 continue
             assert isinstance(value, bytes)
             analyze_template(value.decode("utf-8", errors="replace"), ctx,
-                             Location(offset=start, detail=f"metadata {key!r}"))
+                             Location(offset=start, detail=f"metadata {key!r}"), budget)
     return meta
 
 

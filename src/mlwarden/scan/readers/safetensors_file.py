@@ -134,10 +134,13 @@ def _validate(raw: bytes, buffer_size: int, ctx: ScanContext) -> None:
         ctx.report(MALFORMED, f"header is not UTF-8 (byte {exc.start})", hloc)
         return
     try:
-        header = json.loads(text, object_pairs_hook=_pairs, parse_constant=_no_constants)
-    except _Duplicate as exc:
-        ctx.report(DUPLICATE_KEY, f"key {exc.args[0]!r} appears more than once", hloc)
-        header = json.loads(text)  # analyse what Python's last-wins parser sees
+        try:
+            header = json.loads(text, object_pairs_hook=_pairs, parse_constant=_no_constants)
+        except _Duplicate as exc:
+            ctx.report(DUPLICATE_KEY, f"key {exc.args[0]!r} appears more than once", hloc)
+            # Analyse what Python's last-wins parser sees; the duplicate stopped the first
+            # parse early, so the rest of the text may still be malformed.
+            header = json.loads(text, parse_constant=_no_constants)
     except _Malformed as exc:
         ctx.report(MALFORMED, str(exc), hloc)
         return

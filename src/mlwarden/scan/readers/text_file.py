@@ -166,8 +166,9 @@ def analyze_config(name: str, data: bytes, ctx: ScanContext) -> None:
                    Location(detail="auto_map"))
     if name == "adapter_config.json":
         _adapter(doc, ctx)
+    budget: Any = None  # one token budget for all the templates of the file
     for label, text in chat_templates(doc):
-        _template(text, ctx, Location(detail=label))
+        budget = _template(text, ctx, Location(detail=label), budget)
 
 
 def chat_templates(doc: dict[str, Any]) -> Iterator[tuple[str, str]]:
@@ -247,10 +248,13 @@ def _adapter(doc: dict[str, Any], ctx: ScanContext) -> None:
                    Location(detail="auto_mapping"))
 
 
-def _template(text: str, ctx: ScanContext, location: Location) -> None:
+def _template(text: str, ctx: ScanContext, location: Location, budget: Any = None) -> Any:
+    """Analyse one template; returns the file's template budget to pass to the next."""
     try:
-        from mlwarden.scan.templates import analyze_template
+        from mlwarden.scan.templates import TemplateBudget, analyze_template
     except ImportError:
         ctx.report(TEMPLATE_NOT_ANALYSED, "chat template not analysed", location)
-        return
-    analyze_template(text, ctx, location)
+        return None
+    budget = budget if budget is not None else TemplateBudget()
+    analyze_template(text, ctx, location, budget)
+    return budget
