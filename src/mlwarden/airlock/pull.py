@@ -8,16 +8,20 @@ and the manifest as they were, or fully updated:
 2. scan (through the scan cache) and evaluate the policy; a block ends here;
 3. move the blobs in (content-addressed: unreferenced until a commit names them) and
    record the commit *unapproved* (invisible to ``serve``);
-4. write the manifest atomically: the commit point;
-5. approve the commit, which moves its branch/tag so ``serve`` shows it. A crash between
-   4 and 5 leaves a pinned but unapproved commit, which ``verify`` reports and the next
-   pull completes.
+4. append the applied policy exceptions and the promotion (with its provenance) to the
+   store's signed approval log: written ahead, so nothing becomes visible unlogged; if the
+   append fails, pull stops with a clean error and the state is that of step 3;
+5. write the manifest atomically: the commit point;
+6. approve the commit, which moves its branch/tag so ``serve`` shows it. A crash between
+   5 and 6 leaves a pinned but unapproved commit, which ``verify`` reports and the next
+   pull completes (and logs its own promotion).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
@@ -31,15 +35,23 @@ from mlwarden.airlock.quarantine import quarantine
 from mlwarden.airlock.upstream import RemoteFile, Resolved, Upstream, UpstreamRejected
 from mlwarden.manifest import Manifest, ManifestFile, ModelEntry
 from mlwarden.manifest import update as update_manifest
-from mlwarden.policy import Candidate, CandidateFile, Policy, PolicyResult, evaluate
+from mlwarden.policy import (
+    Candidate,
+    CandidateFile,
+    Policy,
+    PolicyException,
+    PolicyResult,
+    evaluate,
+)
 from mlwarden.report.model import FileResult, Report, Verdict
 from mlwarden.scancache import ScanCache, rules_version, scan_tree, scanner_version
-from mlwarden.store import Commit, ConflictError, FileEntry, Store
+from mlwarden.store import Commit, ConflictError, FileEntry, Store, StoreError
 from mlwarden.store.hashing import FileDigest
 from mlwarden.store.store import default_actor
 from mlwarden.util.fs import file_lock
 
 MAX_CONFIG_BYTES = 16 << 20
+DEFAULT_ENDPOINT = "https://huggingface.co"
 
 
 @dataclass(frozen=True)
@@ -209,7 +221,7 @@ def _promote(store: Store, opts: PullOptions, resolved: Resolved, downloaded: li
     branch = resolved.ref if resolved.ref_kind == "branch" and resolved.ref else "main"
     tags = (resolved.ref,) if resolved.ref_kind == "tag" and resolved.ref else ()
     message = f"mlwarden pull {resolved.repo_id}@{resolved.revision} from " \
-              f"{opts.endpoint or 'https://huggingface.co'}"
+              f"{opts.endpoint or DEFAULT_ENDPOINT}"
     lock = store.blobs.tmp / f"pull-{resolved.repo_id.replace('/', '--')}.lock"
     with file_lock(lock):  # one promotion per repository at a time
         entries: list[FileEntry] = []
@@ -229,6 +241,8 @@ def _promote(store: Store, opts: PullOptions, resolved: Resolved, downloaded: li
             raise UpstreamRejected(R.COMMIT_MISMATCH, f"commit {resolved.commit} is already "
                                    f"in the store with other content: {exc}") from None
         checkpoint("commit")
+        _log_promotion(store, opts, resolved, downloaded, report, result, policy, actor)
+        checkpoint("log")  # not in STAGES: logged, but nothing visible yet (as "commit")
         verdicts = {r.path: r.verdict for r in report.files}
         display_root = f"{resolved.repo_id}@{resolved.commit[:12]}"
         now = _now()
@@ -244,7 +258,7 @@ def _promote(store: Store, opts: PullOptions, resolved: Resolved, downloaded: li
                            "policy": result.policy_source},)
             entry = ModelEntry(
                 commit=resolved.commit, ref=resolved.ref, ref_kind=resolved.ref_kind,
-                source=opts.endpoint or "https://huggingface.co", pulled_at=now,
+                source=opts.endpoint or DEFAULT_ENDPOINT, pulled_at=now,
                 files={d.remote.path: ManifestFile(
                     d.sha256, d.size,
                     verdicts.get(f"{display_root}/{d.remote.path}", Verdict.CLEAN).value)
@@ -269,4 +283,78 @@ def _promote(store: Store, opts: PullOptions, resolved: Resolved, downloaded: li
     return commit
 
 
-__all__ = ["FileResult", "PullOptions", "PullResult", "pull"]
+def applied_exceptions(result: PolicyResult) -> list[tuple[PolicyException, tuple[str, ...]]]:
+    """Each exception that waived a decision of this pull, once, with the paths it waived."""
+    seen: dict[PolicyException, list[str]] = {}
+    for d in result.decisions:
+        if d.rule == "policy-exception-applied" and d.exception is not None:
+            paths = seen.setdefault(d.exception, [])
+            if d.path and d.path not in paths:
+                paths.append(d.path)
+    return [(e, tuple(p)) for e, p in seen.items()]
+
+
+def exception_entry(repo: str, commit: str, exc: PolicyException,
+                    paths: tuple[str, ...]) -> tuple[str, dict[str, object]]:
+    """(subject, details) of an ``exception`` log entry: what was waived, pinned how, by
+    whom, until when. Subject: the pinned sha256, or ORG/NAME@COMMIT for a commit pin."""
+    details: dict[str, object] = {
+        "rule": exc.rule, "justification": exc.justification, "approver": exc.approver,
+        "expires": exc.expires.isoformat(), "repo": repo, "commit": commit,
+        "paths": list(paths)}
+    if exc.sha256:
+        details["sha256"] = exc.sha256
+        return exc.sha256, details
+    return f"{exc.model}@{exc.commit}", details
+
+
+def promotion_details(opts: PullOptions, resolved: Resolved, downloaded: list[Downloaded],
+                      report: Report, result: PolicyResult, policy: Policy,
+                      actor: str) -> dict[str, object]:
+    """The provenance of one pull, in the fields the in-toto (SLSA) export reads: upstream
+    endpoint, repository, requested revision and what it resolved to, file digests, scan
+    verdict, scanner/rules, policy source and version, and who ran it."""
+    import mlwarden
+
+    files = sorted(downloaded, key=lambda d: d.remote.path)
+    return {
+        "repo": resolved.repo_id, "commit": resolved.commit, "revision": resolved.revision,
+        "ref": resolved.ref, "ref_kind": resolved.ref_kind,
+        "endpoint": opts.endpoint or DEFAULT_ENDPOINT,
+        "files": {d.remote.path: d.sha256 for d in files},
+        "sizes": {d.remote.path: d.size for d in files},
+        "verdict": report.verdict.value,
+        "scanner_version": f"{scanner_version()}+rules.{rules_version()}",
+        "rules_version": rules_version(),
+        "mlwarden_version": mlwarden.__version__,
+        "policy": result.policy_source, "policy_version": policy.fingerprint(),
+        "warnings": sorted({d.rule for d in result.decisions if d.action == "warn"}),
+        "exceptions": [e.to_dict() for e, _ in applied_exceptions(result)],
+        "actor": actor,
+    }
+
+
+def _log_promotion(store: Store, opts: PullOptions, resolved: Resolved,
+                   downloaded: list[Downloaded], report: Report, result: PolicyResult,
+                   policy: Policy, actor: str) -> None:
+    """Exceptions first (what made the promotion possible), then the promotion. A failure is
+    a StoreError (one clean line): the commit stays unapproved and the manifest untouched."""
+    if os.environ.get("MLWARDEN_APPROVAL_LOG", "1") == "0":  # the store's own switch
+        return
+    from mlwarden.approvals import ApprovalLogError, append
+
+    try:
+        for exc, paths in applied_exceptions(result):
+            subject, details = exception_entry(resolved.repo_id, resolved.commit, exc, paths)
+            append(store, "exception", subject, details, actor=actor)
+        append(store, "promotion", f"{resolved.repo_id}@{resolved.commit}",
+               promotion_details(opts, resolved, downloaded, report, result, policy, actor),
+               actor=actor)
+    except (ApprovalLogError, OSError) as exc:
+        raise StoreError(f"cannot append the promotion to the approval log: {exc}; nothing "
+                         f"was promoted ({resolved.repo_id}@{resolved.commit[:12]} is stored "
+                         "unapproved, the manifest is unchanged)") from None
+
+
+__all__ = ["FileResult", "PullOptions", "PullResult", "applied_exceptions", "exception_entry",
+           "promotion_details", "pull"]

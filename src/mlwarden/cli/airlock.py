@@ -288,9 +288,18 @@ def verify(manifest_path: str, store_path: str, db_url: str | None, upstream: bo
               help="Instead of offline: load through this registry (`mlwarden serve`).")
 @click.option("--strict", is_flag=True,
               help="Also refuse files transformers resolves outside the guarded trees.")
+@click.option("--require-signature", is_flag=True,
+              help="Every model needs a valid signature from a configured identity "
+                   "([guard.signing] in the policy file, or --public-key).")
+@click.option("--policy", "policy_path", default=None, type=click.Path(dir_okay=False),
+              help="File whose [guard.signing] table says who may sign which models "
+                   "(default: mlwarden.toml / pyproject.toml in the current directory).")
+@click.option("--public-key", "public_keys", multiple=True, type=click.Path(dir_okay=False),
+              help="Trust model signatures made with this EC public key (repeatable).")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def run(manifest_path: str, store_path: str | None, hf_cache: str | None,
-        endpoint: str | None, strict: bool, command: tuple[str, ...]) -> None:
+        endpoint: str | None, strict: bool, require_signature: bool, policy_path: str | None,
+        public_keys: tuple[str, ...], command: tuple[str, ...]) -> None:
     """Run COMMAND with the load guard: mlwarden run [OPTIONS] -- python train.py
 
     Python processes started under it verify every model file against the manifest before
@@ -312,7 +321,13 @@ def run(manifest_path: str, store_path: str | None, hf_cache: str | None,
                 raise CliError(f"{store}: not an mlwarden store")
             cache = cache or default_view_dir(store)
             materialize(manifest, store, cache)
-        env = run_environment(os.environ, Path(manifest_path), store, cache, endpoint, strict)
+        from mlwarden.guard.signatures import load_guard_signing, signing_env
+
+        signing, found = load_guard_signing(policy_path, require=require_signature or None,
+                                            public_keys=public_keys)
+        env = run_environment(os.environ, Path(manifest_path), store, cache, endpoint, strict,
+                              signing_env(found, require_signature, public_keys)
+                              if signing is not None else None)
         try:
             os.execvpe(command[0], list(command), env)
         except FileNotFoundError:

@@ -8,6 +8,9 @@
 * check each model file's sha256 against the manifest before it is opened: every path
   transformers resolves (``cached_files``) and every Python ``open()`` of a file inside an
   HF-cache-shaped tree (``models--ORG--NAME/snapshots/COMMIT/PATH``) or a store blob;
+* with a signing configuration (``[guard.signing]``, ``mlwarden run --require-signature``),
+  verify the model's signature once, before the first of its files is opened
+  (mlwarden.guard.signatures);
 * run with hardened settings: no implicit token, no safetensors-conversion thread, no
   telemetry, and offline against a view of the store (or HF_ENDPOINT at the registry).
 """
@@ -25,13 +28,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlwarden.guard import rules as G
 from mlwarden.guard.hooks import when_any_imported, when_imported
 from mlwarden.manifest import Manifest, ManifestError, ModelEntry
 from mlwarden.manifest import load as load_manifest
 from mlwarden.report.rules import Rule
+
+if TYPE_CHECKING:
+    from mlwarden.guard.signatures import GuardSigning, SignatureGate
 
 _SNAPSHOT = re.compile(r"(?:^|/)models--(?P<org>[^/]+?)--(?P<name>[^/]+)/snapshots/"
                        r"(?P<commit>[0-9a-f]{40})/(?P<rel>.+)$")
@@ -68,6 +74,7 @@ class GuardState:
     verified: dict[tuple[int, int, int, int], str] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     checks: int = 0
+    signatures: SignatureGate | None = None  # set when signatures are configured
 
 
 _state: GuardState | None = None
@@ -130,6 +137,8 @@ def check_path(path: str | os.PathLike[str]) -> bool:
         if mf is None:
             raise GuardViolation(G.NOT_IN_MANIFEST, f"{repo}: {m.group('rel')} is not a file "
                                  "the manifest pins")
+        if st.signatures is not None:
+            _check_signature(st, repo, entry, Path(norm[:m.start("rel")]))
         expected: str | None = mf.sha256
     else:
         b = _BLOB.search(norm)
@@ -137,6 +146,8 @@ def check_path(path: str | os.PathLike[str]) -> bool:
                 str(st.store)):
             return False
         expected = b.group("a") + b.group("b")
+        if st.signatures is not None:
+            _check_blob_signature(st, expected)
     try:
         got = _hash_once(st, text)
     except OSError as exc:
@@ -146,6 +157,50 @@ def check_path(path: str | os.PathLike[str]) -> bool:
         raise GuardViolation(G.HASH_MISMATCH, f"{text}: sha256 {got} does not match the "
                              f"pinned {expected}")
     return True
+
+
+def _check_signature(st: GuardState, repo: str, entry: ModelEntry, model_dir: Path) -> None:
+    """Once per model directory, before any of its files is opened. Our own opens while
+    verifying (hashing, model_signing's reads) must not re-enter the audit hook."""
+    assert st.signatures is not None
+    fetch = None
+    if st.endpoint is not None:  # the HF cache fills lazily: complete it to verify
+        cache_root = model_dir.parents[2]
+
+        def fetch(rel: str) -> Path:
+            from huggingface_hub import hf_hub_download
+
+            return Path(hf_hub_download(repo, rel, revision=entry.commit,
+                                        cache_dir=cache_root))
+
+    busy = getattr(_local, "busy", False)
+    _local.busy = True
+    try:
+        st.signatures.check(repo, entry, model_dir, fetch)
+    finally:
+        _local.busy = busy
+
+
+def _check_blob_signature(st: GuardState, sha256: str) -> None:
+    """A store blob opened directly: it must belong to a pinned model whose signature
+    verifies (through that model's directory in the offline view)."""
+    owners = sorted(r for r, e in st.manifest.models.items()
+                    if any(f.sha256 == sha256 for f in e.files.values()))
+    if not owners or st.hf_cache is None:
+        raise GuardViolation(G.SIGNATURE, f"store blob {sha256[:12]} belongs to no pinned "
+                             "model whose signature can be verified")
+    first: GuardViolation | None = None
+    for repo in owners:
+        entry = st.manifest.models[repo]
+        org, name = repo.split("/", 1)
+        try:
+            _check_signature(st, repo, entry, st.hf_cache / f"models--{org}--{name}" /
+                             "snapshots" / entry.commit)
+            return
+        except GuardViolation as exc:
+            first = first or exc
+    assert first is not None
+    raise first
 
 
 def _audit(event: str, args: tuple[Any, ...]) -> None:
@@ -304,9 +359,13 @@ def _harden_hub_constants(hub: ModuleType) -> None:
 def install(manifest: str | os.PathLike[str] = "model-manifest.yaml",
             store: str | os.PathLike[str] | None = None,
             hf_cache: str | os.PathLike[str] | None = None,
-            endpoint: str | None = None, strict: bool = False) -> GuardState:
+            endpoint: str | None = None, strict: bool = False,
+            signing: GuardSigning | None = None) -> GuardState:
     """Guard this process. Call it before importing transformers when you can (or use
-    ``mlwarden run``); patches also apply to modules that were imported earlier."""
+    ``mlwarden run``); patches also apply to modules that were imported earlier.
+
+    ``signing`` (``mlwarden.guard.signatures.load_guard_signing``) makes every model need a
+    valid signature from the identities configured for it before any of its files opens."""
     global _state
     mpath = Path(manifest).resolve()
     try:
@@ -335,6 +394,11 @@ def install(manifest: str | os.PathLike[str] = "model-manifest.yaml",
         os.environ["HF_HUB_CACHE"] = str(cache)
     first = _state is None
     _state = GuardState(mpath, m, store_path, cache, endpoint, strict)
+    if signing is not None:
+        from mlwarden.guard.signatures import SignatureGate
+
+        new = _state
+        _state.signatures = SignatureGate(signing, lambda p: _hash_once(new, p), _sha256)
     if first:
         sys.addaudithook(_audit)
         when_imported("torch", _patch_torch)
@@ -350,8 +414,15 @@ def install_from_env() -> GuardState | None:
     """What the sitecustomize of ``mlwarden run`` calls."""
     if os.environ.get("MLWARDEN_GUARD") != "1":
         return None
+    signing = None
+    if any(os.environ.get(k) for k in ("MLWARDEN_GUARD_SIGNING_CONFIG",
+                                        "MLWARDEN_GUARD_REQUIRE_SIGNATURE",
+                                        "MLWARDEN_GUARD_SIGNING_KEYS")):
+        from mlwarden.guard.signatures import signing_from_env
+
+        signing = signing_from_env(os.environ)  # a bad configuration fails closed
     return install(manifest=os.environ["MLWARDEN_GUARD_MANIFEST"],
                    store=os.environ.get("MLWARDEN_GUARD_STORE") or None,
                    hf_cache=os.environ.get("MLWARDEN_GUARD_HF_CACHE") or None,
                    endpoint=os.environ.get("MLWARDEN_GUARD_ENDPOINT") or None,
-                   strict=os.environ.get("MLWARDEN_GUARD_STRICT") == "1")
+                   strict=os.environ.get("MLWARDEN_GUARD_STRICT") == "1", signing=signing)

@@ -13,10 +13,18 @@ from mlwarden.guard.core import HARDENED_ENV
 BOOTSTRAP_DIR = Path(__file__).parent / "bootstrap"
 
 
+SIGNING_VARS = ("MLWARDEN_GUARD_SIGNING_CONFIG", "MLWARDEN_GUARD_REQUIRE_SIGNATURE",
+                "MLWARDEN_GUARD_SIGNING_KEYS")
+
+
 def run_environment(base: Mapping[str, str], manifest: Path, store: Path | None,
                     hf_cache: Path | None, endpoint: str | None,
-                    strict: bool = False) -> dict[str, str]:
-    env = dict(base)
+                    strict: bool = False,
+                    signing: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``signing``: the MLWARDEN_GUARD_SIGNING_* variables from
+    ``mlwarden.guard.signatures.signing_env`` (none inherited: this run decides)."""
+    env = {k: v for k, v in base.items() if k not in SIGNING_VARS}
+    env.update(signing or {})
     old = env.get("PYTHONPATH", "")
     env["PYTHONPATH"] = str(BOOTSTRAP_DIR) + (os.pathsep + old if old else "")
     env.update(HARDENED_ENV)

@@ -26,3 +26,14 @@ UNSAFE_LOAD = rule(
     "guard-unsafe-load", Verdict.SUSPICIOUS, Severity.HIGH,
     "A load that could execute code from the file",
     "torch.load(weights_only=False), a custom pickle_module, or use_safetensors=False.")
+SIGNATURE_MISSING = rule(
+    "guard-signature-missing", Verdict.SUSPICIOUS, Severity.HIGH,
+    "A model without a signature where the guard requires one",
+    "The guard's signing configuration ([guard.signing], or `mlwarden run "
+    "--require-signature`) requires a model signature; none was found for this model.")
+SIGNATURE = rule(
+    "guard-signature", Verdict.MALICIOUS, Severity.CRITICAL,
+    "A model signature that does not verify against the configured identities",
+    "The signature does not match the pinned files (tampered files or signature), or it "
+    "was made by a key, CA or identity the configuration does not trust for this model. "
+    "No file of the model is opened.")

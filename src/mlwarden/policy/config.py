@@ -3,7 +3,10 @@ in pyproject.toml. Unknown keys are errors, so a typo never silently weakens the
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import hashlib
+import json
 import os
 import re
 import sys
@@ -91,6 +94,25 @@ class Policy:
             if r.model == model and r.commit == commit:
                 return r
         return None
+
+    def fingerprint(self) -> str:
+        """``sha256:<hex>`` of the effective settings (defaults included, ``source`` not):
+        the policy version recorded in the approval log, so two runs under the same rules
+        name the same version wherever the file lives."""
+        def plain(v: Any) -> Any:
+            if isinstance(v, Verdict):
+                return v.value
+            if isinstance(v, dt.date):
+                return v.isoformat()
+            if isinstance(v, (list, tuple)):
+                return [plain(x) for x in v]
+            if isinstance(v, dict):
+                return {k: plain(x) for k, x in v.items()}
+            return v
+
+        body = {k: plain(v) for k, v in dataclasses.asdict(self).items() if k != "source"}
+        text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+        return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 def parse_size(value: Any, key: str) -> int:
@@ -230,7 +252,7 @@ def load_policy(path: str | os.PathLike[str] | None = None,
     return policy_from_mapping(table or {}, str(p))
 
 
-def _table(p: Path) -> dict[str, Any] | None:
+def _table(p: Path, keys: tuple[str, ...] = ("policy",)) -> dict[str, Any] | None:
     try:
         if p.stat().st_size > 4 << 20:
             raise PolicyError(f"{p}: policy file larger than 4 MiB")
@@ -243,13 +265,35 @@ def _table(p: Path) -> dict[str, Any] | None:
         doc = doc.get("tool", {}).get("mlwarden", {})
         if not isinstance(doc, dict):
             return None
-    t = doc.get("policy")
-    if t is None:
-        return None
+    t: Any = doc
+    for key in keys:
+        t = t.get(key) if isinstance(t, dict) else None
+        if t is None:
+            return None
     if not isinstance(t, dict):
-        raise PolicyError(f"{p}: policy must be a table")
+        raise PolicyError(f"{p}: {'.'.join(keys)} must be a table")
     return t
 
 
+def load_table(keys: tuple[str, ...], path: str | os.PathLike[str] | None = None,
+               search_dir: str | os.PathLike[str] | None = None) -> \
+        tuple[dict[str, Any] | None, Path | None]:
+    """Another table of the same configuration (e.g. ``("guard", "signing")``), found the
+    way ``load_policy`` finds ``[policy]``: ``path``, else mlwarden.toml, else pyproject.toml
+    (``[tool.mlwarden...]``) in ``search_dir``. Returns (table or None, file it came from)."""
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise PolicyError(f"{p}: configuration file not found")
+        return _table(p, keys), p
+    base = Path(search_dir or ".")
+    for candidate in (base / "mlwarden.toml", base / "pyproject.toml"):
+        if candidate.is_file():
+            table = _table(candidate, keys)
+            if table is not None:
+                return table, candidate
+    return None, None
+
+
 __all__ = ["TIERS", "Policy", "PolicyError", "PolicyException", "RemoteCodeReview",
-           "load_policy", "policy_from_mapping"]
+           "load_policy", "load_table", "policy_from_mapping"]
