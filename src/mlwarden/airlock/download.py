@@ -58,6 +58,8 @@ class _HashingWriter:
         self.rewound = False
         self.stop = stop
         self.fail_after = failing_write()
+        self._flushed = 0
+        self._flusher: threading.Thread | None = None
 
     def write(self, data: bytes) -> int:
         if self.stop.is_set():
@@ -69,7 +71,25 @@ class _HashingWriter:
         if self.sha1 is not None:
             self.sha1.update(data)
         self.written += len(data)
+        if self.written - self._flushed >= _FLUSH_EVERY:
+            self._flushed = self.written
+            self._start_writeback()
         return len(data)
+
+    def _start_writeback(self) -> None:
+        """Push what is written so far to disk in the background, so that the fsync that
+        makes the file durable before promotion has little left to do."""
+        prev = self._flusher
+        if prev is not None and prev.is_alive():
+            return
+        self.fh.flush()
+        fd = self.fh.fileno()
+        self._flusher = threading.Thread(target=_quiet_fdatasync, args=(fd,), daemon=True)
+        self._flusher.start()
+
+    def join_writeback(self) -> None:
+        if self._flusher is not None:
+            self._flusher.join()
 
     def tell(self) -> int:
         return int(self.fh.tell())
@@ -84,6 +104,16 @@ class _HashingWriter:
 
     def flush(self) -> None:
         self.fh.flush()
+
+
+_FLUSH_EVERY = 64 << 20
+
+
+def _quiet_fdatasync(fd: int) -> None:
+    try:
+        os.fdatasync(fd)
+    except OSError:
+        pass  # the final fsync reports any real error
 
 
 def _rehash(path: Path, git: bool) -> tuple[str, str | None, int]:
@@ -143,6 +173,8 @@ def fetch(up: Upstream, repo_id: str, commit: str, rf: RemoteFile, dest: Path,
                                            f"{w.written} bytes, metadata says {rf.size}",
                                            rf.path) from None
                 raise UpstreamError(f"{rf.path}: download failed: {exc}") from None
+            finally:
+                w.join_writeback()  # never leave a thread syncing a closed descriptor
             fh.flush()
             os.fsync(fh.fileno())
     except (Cancelled, UpstreamRejected, UpstreamError, DiskError):
