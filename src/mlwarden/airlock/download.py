@@ -9,6 +9,7 @@ if the client had to rewind for a resume, the file is hashed again from disk.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -110,10 +111,8 @@ _FLUSH_EVERY = 64 << 20
 
 
 def _quiet_fdatasync(fd: int) -> None:
-    try:
+    with contextlib.suppress(OSError):  # the final fsync reports any real error
         os.fdatasync(fd)
-    except OSError:
-        pass  # the final fsync reports any real error
 
 
 def _rehash(path: Path, git: bool) -> tuple[str, str | None, int]:
