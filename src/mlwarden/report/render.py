@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import json
 from typing import IO, TYPE_CHECKING, Any
 
 import mlwarden
@@ -28,6 +27,8 @@ def render(report: Report, fmt: str, out: IO[str]) -> None:
 
 
 def to_json(report: Report) -> str:
+    import json
+
     doc = {
         "tool": {"name": "mlwarden", "version": mlwarden.__version__},
         "command": report.command,
@@ -63,6 +64,8 @@ def _artifact_uri(path: str) -> str:
 
 
 def to_sarif(report: Report) -> str:
+    import json
+
     used: dict[str, int] = {}
     rules: list[dict[str, object]] = []
     results: list[dict[str, object]] = []
@@ -151,6 +154,16 @@ def make_console(out: IO[str] | None = None, **kwargs: Any) -> Console:
 
 
 def render_table(report: Report, out: IO[str], verbose: bool = False) -> None:
+    from mlwarden.report import plain_table
+
+    if plain_table.colour_free(out):
+        # Without colour the table is drawn without importing rich (start-up cost),
+        # byte for byte as rich draws it; plain_table declines whatever it cannot match.
+        text = plain_table.draw(report, verbose)
+        if text is not None:
+            out.write(text)
+            out.flush()
+            return
     from rich.table import Table
 
     # Piped output keeps whole paths on one line.

@@ -18,7 +18,6 @@ from typing import Any
 from mlwarden.report.model import FileResult, Finding, Location, Severity, Verdict
 from mlwarden.report.rules import rule
 from mlwarden.scan.readers.text_file import LOADER_CONFIGS, code_refs, parse_config
-from mlwarden.scan.remote_code import relative_imports  # also declares the code-* rules
 
 MAX_CONFIG_BYTES = 16 << 20
 MAX_CODE_FILES = 500  # remote-code files followed through relative imports
@@ -255,6 +254,8 @@ def _remote_code(root: Path, files: dict[str, FileResult], prefix: str, display_
 
     # Follow relative imports the way transformers does (regex over the text).
     queue = list(entries)
+    if queue:  # the Python analysis (remote_code, pyast) loads only when there is code
+        from mlwarden.scan.remote_code import relative_imports
     while queue and len(entries) < MAX_CODE_FILES:
         py = queue.pop(0)
         data = _read(root / py, MAX_CONFIG_BYTES)

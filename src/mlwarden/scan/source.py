@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -92,6 +91,8 @@ def spool_stream(stream: BinaryIO, display_path: str, limit: int) -> Source:
         buf += block
         if len(buf) > limit:
             raise TooLarge(f"member expands past the {limit}-byte limit")
+    import tempfile  # only large members are spooled; keep it off the start-up path
+
     fd, name = tempfile.mkstemp(prefix="mlwarden-")
     total = len(buf)
     try:

@@ -6,11 +6,11 @@ matching let ``asyncio.unix_events`` through). Names are canonical ``module.qual
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Danger:
+# A NamedTuple, not a dataclass: as immutable, and cheaper to build at import.
+class Danger(NamedTuple):
     # exec | process | import | file | network | gadget | code | nested-pickle | torch
     category: str
     reason: str

@@ -72,6 +72,6 @@ def import_all_readers() -> None:
     """Import every reader so that all rules are declared (for ``mlwarden rules``)."""
     for fmt in _TABLE:
         get_reader(fmt)
-    for extra in ("mlwarden.scan.repository",):
+    for extra in ("mlwarden.scan.repository", "mlwarden.scan.remote_code"):
         with contextlib.suppress(ModuleNotFoundError):
             importlib.import_module(extra)

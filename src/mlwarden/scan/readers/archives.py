@@ -20,17 +20,19 @@ import lzma
 import os
 import posixpath
 import re
-import tarfile
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, cast
 
 from mlwarden.report.model import Location, Severity, Verdict
 from mlwarden.report.rules import rule
 from mlwarden.scan.context import MiB, ScanContext
 from mlwarden.scan.source import SPOOL_THRESHOLD, Source, release
+
+if TYPE_CHECKING:
+    import tarfile  # imported by read_tar, only when a tar is met
 
 # A member must pass both the ratio bound and this floor to count as a bomb: benign
 # zero-filled arrays compress ~1000:1, and at this size they are no threat.
@@ -330,6 +332,8 @@ def scan_expanded(ctx: ScanContext, exp: Expanded, name: str, what: str = "membe
 
 
 def read_tar(source: Source, ctx: ScanContext) -> None:
+    import tarfile
+
     ctx.format = "tar"
     with archive_tree(ctx) as tree, source.open() as fh:
         try:

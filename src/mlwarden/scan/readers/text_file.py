@@ -11,7 +11,6 @@ are known to be text the name decides the analysis:
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -126,6 +125,8 @@ class _Duplicates:
 
 def parse_config(data: bytes) -> tuple[dict[str, Any] | None, str | None, list[str]]:
     """(config, error, duplicate keys). Parses exactly as loaders do (json, UTF-8)."""
+    import json
+
     dup = _Duplicates()
     try:
         doc = json.loads(data.decode("utf-8"), object_pairs_hook=dup.hook)
