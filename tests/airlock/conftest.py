@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from airlock.hostile import HostileHub
-from airlock.support import Live, make_tiny_model, serve_app, serve_registry
+from airlock.support import Live, serve_app, serve_registry
+from corpus.models import make_tiny_model
 from mlwarden.registry.importer import import_directory
 from mlwarden.store import Store
 

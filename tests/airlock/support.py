@@ -4,7 +4,6 @@ registry, and a fake Hub that can lie), and running the CLI in a subprocess."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -13,33 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from corpus.models import free_port
+
 HERE = Path(__file__).parent
-VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world", "model", "store",
-         "safe", "##s", "the", "a", "airlock", "pull", "verify"]
-
-
-def make_tiny_model(path: Path) -> Path:
-    """A BertModel (hidden size 32), safetensors weights and a WordPiece tokenizer."""
-    import torch
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    path.mkdir(parents=True, exist_ok=True)
-    vocab = path.parent / f"{path.name}-vocab.txt"
-    vocab.write_text("\n".join(VOCAB) + "\n")
-    BertTokenizerFast(vocab_file=str(vocab)).save_pretrained(path)
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=1,
-                        num_attention_heads=2, intermediate_size=37,
-                        max_position_embeddings=64)
-    BertModel(config).save_pretrained(path, safe_serialization=True)
-    (path / "README.md").write_text("# tiny airlock test model\n")
-    return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

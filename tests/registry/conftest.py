@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from corpus.models import make_tiny_model
 from mlwarden.store import Store
-from registry.support import LiveServer, make_tiny_model, start_server
+from registry.support import LiveServer, start_server
 
 
 @pytest.fixture(scope="session")
