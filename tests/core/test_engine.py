@@ -227,3 +227,53 @@ def test_python_that_parses_as_protocol0_pickle_is_analysed_as_python(tmp_path: 
     payload.write_bytes(b"cos\nsystem\n(S'true'\ntR.")
     (res,) = scan_paths([str(payload)]).files
     assert res.format == "pickle" and res.verdict is Verdict.MALICIOUS
+
+
+def test_proto_like_safetensors_reads_only_a_probe(tmp_path: Path, monkeypatch) -> None:
+    """The pickle reading of a safetensors file whose header starts 0x80 0x00 breaks at
+    byte 2; checking it must not read the tensor bytes."""
+    import io
+    import json as _json
+    import struct
+
+    from mlwarden.scan import source as source_mod
+
+    raw = _json.dumps({"w": {"dtype": "F32", "shape": [4 << 20],
+                             "data_offsets": [0, 16 << 20]}}).encode()
+    raw += b" " * (128 - len(raw))
+    path = tmp_path / "big.safetensors"
+    with open(path, "wb") as fh:
+        fh.write(struct.pack("<Q", len(raw)) + raw)
+        fh.truncate(8 + len(raw) + (16 << 20))
+    read = [0]
+    real_open = source_mod.Source.open
+
+    class Counting(io.RawIOBase):
+        def __init__(self, inner) -> None:
+            self.inner = inner
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, b) -> int:
+            n = self.inner.readinto(b)
+            read[0] += n or 0
+            return n
+
+        def seekable(self) -> bool:
+            return True
+
+        def seek(self, *a):
+            return self.inner.seek(*a)
+
+        def tell(self) -> int:
+            return self.inner.tell()
+
+        def close(self) -> None:
+            self.inner.close()
+
+    monkeypatch.setattr(source_mod.Source, "open",
+                        lambda self: io.BufferedReader(Counting(real_open(self))))
+    (res,) = scan_paths([str(path)], ScanOptions(hash="never")).files
+    assert res.format == "safetensors" and res.verdict is Verdict.CLEAN, res.findings
+    assert read[0] < 1 << 20

@@ -217,6 +217,7 @@ def scan_source(source: Source, limits: Limits, depth: int = 0,
 
 _PICKLE_FORMATS = {"pickle", "pytorch-legacy", "joblib", "dill", "cloudpickle"}
 POLYGLOT_PREFIX = 64 << 20
+POLYGLOT_PROBE = 64 << 10
 
 POLYGLOT_PICKLE = rule(
     "polyglot-pickle",
@@ -229,15 +230,30 @@ POLYGLOT_PICKLE = rule(
 )
 
 
+def _breaks_before(shadow: ScanContext, end: int) -> bool:
+    return any(f.rule == BROKEN_STREAM_RULE and f.location is not None
+               and f.location.offset is not None and f.location.offset < end - 64
+               for f in shadow.findings)
+
+
 def _polyglot_pickle(source: Source, ctx: ScanContext) -> None:
     """Analyse a non-pickle file as the pickle stream a loader would see; report only when
     that reading does something (imports or calls), not when it merely breaks."""
     from mlwarden.scan.pickle import scan_pickle
 
-    shadow = ScanContext(display_path=ctx.display_path, limits=ctx.limits, depth=ctx.depth)
     with source.open() as fh:
-        prefix = fh.read(min(source.size, POLYGLOT_PREFIX))
-    result = scan_pickle(prefix, shadow, max_pickles=1)
+        for limit in (POLYGLOT_PROBE, POLYGLOT_PREFIX):
+            fh.seek(0)
+            prefix = fh.read(min(source.size, limit))
+            shadow = ScanContext(display_path=ctx.display_path, limits=ctx.limits,
+                                 depth=ctx.depth)
+            result = scan_pickle(prefix, shadow, max_pickles=1)
+            # Real content breaks the pickle reading within a few bytes (a safetensors
+            # length of 128 is followed by zero bytes, which are no opcode): read more only
+            # when the stream was still going at the end of the probe.
+            if result.end is not None or _breaks_before(shadow, len(prefix)) \
+                    or len(prefix) == source.size:
+                break
     if not result.globals:
         return
     ctx.report(POLYGLOT_PICKLE, f"also parses as a pickle that imports "
