@@ -69,20 +69,6 @@ BENIGN_CLASSES = ("benign-pickle", "benign-torch", "benign-transformers", "benig
 KNOWN_GAPS: dict[str, str] = {
     "tf-readfile": "ReadFile is tf-file-read-op (suspicious) by policy; modelscan rates it "
                    "HIGH: a model can return any host file to whoever calls it",
-    "repo-model-init-process": "os.system in the auto_map'd model class's __init__ is "
-                               "code-process (suspicious): from_pretrained always runs it",
-    "repo-config-init-process": "subprocess.Popen in the auto_map'd config's __init__ is "
-                                "code-process (suspicious): from_pretrained always runs it",
-    "repo-model-init-exfiltration": "environment exfiltration in the model's __init__ is "
-                                    "code-possible-exfiltration (suspicious)",
-    "repo-hubconf-entrypoint-process": "os.system in a hubconf entry point is code-process "
-                                       "(suspicious): torch.hub.load always calls it",
-    "repo-module-dict-call": "os.__dict__['sys' + 'tem'](...) at import is not resolved: "
-                             "clean",
-    "repo-vars-module-call": "vars(os)['system'](...) at import is not resolved: clean",
-    "repo-alias-in-dict-call": "an imported function stored in a dict and called from it "
-                               "at import: clean",
-    "repo-loop-variable-call": "for fn in [os.system]: fn(...) at import: clean",
 }
 
 # Benign samples for which mlwarden's "suspicious" is the documented, accepted verdict.

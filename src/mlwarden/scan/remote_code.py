@@ -9,12 +9,19 @@ module turns them into findings under one verdict policy (docs/remote-code.md):
 - *at import time* means reachable when the module is imported: module-level statements,
   class bodies, decorators, default arguments, and same-file functions they call (followed
   transitively); ``if __name__ == "__main__":`` is not run on import;
+- *at load time* means reachable from what loading runs right after the import: the
+  construction methods (``__init__``, ``post_init``, ``_init_weights``, ``from_pretrained``
+  ...) of the classes ``from_pretrained`` instantiates (per file: classes deriving from
+  transformers/diffusers model, config, tokenizer, processor and pipeline bases or
+  ``nn.Module``; per repository: the classes auto_map names, see ``load_time_findings``),
+  and the public functions of ``hubconf.py`` that ``torch.hub.load`` calls. It is rated
+  like import time;
 - exfiltration (network together with secrets, credential files, the whole environment or
-  host facts) at import time, metadata-address access, process spawning at import time,
-  exec of decoded/downloaded code, shell download-and-run payloads, and writes to agent
-  memory or persistence locations are malicious;
-- the same behaviours only inside functions are suspicious, because a model's forward path
-  may call them but nothing runs them on load.
+  host facts) at import or load time, metadata-address access, process spawning at import
+  or load time, exec of decoded/downloaded code, shell download-and-run payloads, and
+  writes to agent memory or persistence locations are malicious;
+- the same behaviours only inside other functions are suspicious, because a model's
+  forward path may call them but nothing runs them on load.
 """
 
 from __future__ import annotations
@@ -23,9 +30,9 @@ import ast
 import re
 from collections import defaultdict
 
-from mlwarden.report.model import Location, Severity, Verdict
+from mlwarden.report.model import Finding, Location, Severity, Verdict
 from mlwarden.report.rules import RULES, Rule, rule
-from mlwarden.scan.context import MiB, ScanContext
+from mlwarden.scan.context import Limits, MiB, ScanContext
 from mlwarden.scan.pyast import collect as c
 from mlwarden.scan.pyast.resolve import Resolver
 
@@ -48,10 +55,12 @@ CODE_UNPARSEABLE = rule(
     "Python version might still import it.")
 EXFILTRATION = rule(
     "code-exfiltration", _M, Severity.CRITICAL,
-    "Secrets or host data sent over the network at import time",
-    "Code that runs on import (module level, or same-file functions it calls) both reads "
-    "secrets (secret-named environment variables, the whole environment, credential files, "
-    "host facts) and opens a network connection. trust_remote_code=True runs it on load.")
+    "Secrets or host data sent over the network at import or load time",
+    "Code that runs on import (module level, or same-file functions it calls) or on load "
+    "(__init__/post_init/_init_weights/from_pretrained of the classes from_pretrained "
+    "instantiates, hubconf entry points) both reads secrets (secret-named environment "
+    "variables, the whole environment, credential files, host facts) and opens a network "
+    "connection. trust_remote_code=True / torch.hub.load runs it on load.")
 POSSIBLE_EXFILTRATION = rule(
     "code-possible-exfiltration", _S, Severity.HIGH,
     "A function reads secrets and uses the network",
@@ -69,9 +78,10 @@ METADATA_ADDRESS = rule(
     "The address appears, but no network call was seen next to it (for example a "
     "blocklist). Model code has no reason to name it.")
 IMPORT_PROCESS = rule(
-    "code-import-process", _M, Severity.CRITICAL, "Starts a process at import time",
-    "subprocess, os.system, os.popen, os.exec*, os.spawn*, pty.spawn reached on import: "
-    "loading the model runs a command.")
+    "code-import-process", _M, Severity.CRITICAL, "Starts a process at import or load time",
+    "subprocess, os.system, os.popen, os.exec*, os.spawn*, pty.spawn reached on import, or "
+    "from the construction of the classes from_pretrained instantiates, or from a hubconf "
+    "entry point: loading the model runs a command.")
 PROCESS = rule(
     "code-process", _S, Severity.HIGH, "Starts a process",
     "A function starts a command (subprocess, os.system, ...). Kernel builds do this; "
@@ -104,9 +114,10 @@ NATIVE = rule(
     "ctypes libraries and torch.utils.cpp_extension builds run native code outside any "
     "Python-level review.")
 IMPORT_NETWORK = rule(
-    "code-import-network", _S, Severity.HIGH, "Network access at import time",
-    "Loading the model opens a connection or resolves a name, with nothing sensitive seen "
-    "in the same code. Model code does not need the network to import.")
+    "code-import-network", _S, Severity.HIGH, "Network access at import or load time",
+    "Loading the model (import, or constructing the classes it loads) opens a connection "
+    "or resolves a name, with nothing sensitive seen in the same code. Model code does not "
+    "need the network to import.")
 NETWORK = rule(
     "code-network", _S, Severity.MEDIUM, "Network access in a function",
     "A function opens connections (requests, urllib, sockets, Hub uploads ...). Image "
@@ -171,24 +182,8 @@ def relative_imports(text: str) -> list[str]:
 def analyze_python(data: bytes, ctx: ScanContext) -> None:
     """Analyse one Python source file; report through ``ctx``."""
     ctx.format = "python"
-    limit = min(MAX_PYTHON_BYTES, ctx.limits.max_text_bytes)
-    if len(data) > limit:
-        ctx.limit(f"Python source of {len(data)} bytes exceeds the {limit}-byte analysis bound")
-        return
-    tokens = _count_tokens(data, MAX_PYTHON_TOKENS) if len(data) > MAX_PYTHON_TOKENS else 0
-    if tokens > MAX_PYTHON_TOKENS:
-        ctx.limit(f"Python source of about {tokens} tokens exceeds the {MAX_PYTHON_TOKENS}-token "
-                  "analysis bound")
-        return
-    try:
-        tree = ast.parse(data, filename=ctx.display_path)
-    except SyntaxError as exc:
-        ctx.report(CODE_UNPARSEABLE, f"syntax error: {exc.msg}",
-                   Location(line=exc.lineno or 1, column=exc.offset or None))
-        return
-    except (ValueError, RecursionError, MemoryError) as exc:
-        ctx.report(CODE_UNPARSEABLE, f"cannot parse: {type(exc).__name__}: {exc}",
-                   Location(line=1))
+    tree = _parse(data, ctx)
+    if tree is None:
         return
     try:
         resolver = Resolver(tree)
@@ -197,10 +192,32 @@ def analyze_python(data: bytes, ctx: ScanContext) -> None:
     except RecursionError:
         ctx.report(CODE_UNPARSEABLE, "source nested too deeply to analyse", Location(line=1))
         return
-    _report(collector, ctx)
+    _report(collector, ctx, load_roots(tree, resolver, hubconf=is_hubconf(ctx.display_path)))
     for line, col, what in module_side_effects(tree, resolver)[:MAX_SIDE_EFFECTS]:
         ctx.report(IMPORT_SIDE_EFFECT, f"runs at import: {what}", Location(line=line,
                                                                            column=col))
+
+
+def _parse(data: bytes, ctx: ScanContext) -> ast.Module | None:
+    """The syntax tree within the analysis bounds, or None (reported on ``ctx``)."""
+    limit = min(MAX_PYTHON_BYTES, ctx.limits.max_text_bytes)
+    if len(data) > limit:
+        ctx.limit(f"Python source of {len(data)} bytes exceeds the {limit}-byte analysis bound")
+        return None
+    tokens = _count_tokens(data, MAX_PYTHON_TOKENS) if len(data) > MAX_PYTHON_TOKENS else 0
+    if tokens > MAX_PYTHON_TOKENS:
+        ctx.limit(f"Python source of about {tokens} tokens exceeds the {MAX_PYTHON_TOKENS}-token "
+                  "analysis bound")
+        return None
+    try:
+        return ast.parse(data, filename=ctx.display_path)
+    except SyntaxError as exc:
+        ctx.report(CODE_UNPARSEABLE, f"syntax error: {exc.msg}",
+                   Location(line=exc.lineno or 1, column=exc.offset or None))
+    except (ValueError, RecursionError, MemoryError) as exc:
+        ctx.report(CODE_UNPARSEABLE, f"cannot parse: {type(exc).__name__}: {exc}",
+                   Location(line=1))
+    return None
 
 
 def _count_tokens(data: bytes, bound: int) -> int:
@@ -213,9 +230,19 @@ def _count_tokens(data: bytes, bound: int) -> int:
     return n
 
 
-def _report(col: c.Collector, ctx: ScanContext) -> None:
+def _report(col: c.Collector, ctx: ScanContext, roots: dict[str, str]) -> None:
+    """Findings under the verdict policy; ``roots`` are the load-time entry points
+    (function key -> what runs it, e.g. "from_pretrained instantiates EvilModel")."""
     edges = col.edges()
     at_import = c.reachable(edges, c.MODULE)
+    # scope -> (entry point, why) for code run on load but not on import
+    at_load: dict[str, tuple[str, str]] = {}
+    load_reach: dict[str, set[str]] = {}
+    for root, why in roots.items():
+        if root in col.functions and root not in at_import:
+            load_reach[root] = c.reachable(edges, root) - at_import
+            for scope in sorted(load_reach[root]):
+                at_load.setdefault(scope, (root, why))
     events = col.events
     counts: dict[str, int] = defaultdict(int)
 
@@ -228,6 +255,10 @@ def _report(col: c.Collector, ctx: ScanContext) -> None:
         if e.scope in at_import:
             return "at import time" if e.scope == c.MODULE else \
                 f"at import time (in {e.scope}, called on import)"
+        if e.scope in at_load:
+            root, why = at_load[e.scope]
+            via = "" if root == e.scope else f", called from {root}"
+            return f"at load time (in {e.scope}{via}): runs when {why}"
         if e.scope == c.MAIN:
             return "under if __name__ == '__main__' (not run on import)"
         return f"in {e.scope}()"
@@ -257,8 +288,16 @@ def _report(col: c.Collector, ctx: ScanContext) -> None:
             emit(EXFILTRATION, f"{n.detail} {where(n)} while the same import-time code "
                  f"{s.detail} (line {s.line})", n)
             handled.add(id(n))
+    for scopes in load_reach.values():  # load time: the entry point's code and import
+        nets = [n for n in events_in(scopes, (c.NETWORK,)) if id(n) not in handled]
+        sens = events_in(scopes | at_import, _SENSITIVE)
+        for n in nets if sens else ():
+            emit(EXFILTRATION, f"{n.detail} {where(n)}; the same load-time code "
+                 f"{sens[0].detail} (line {sens[0].line})", n)
+            handled.add(id(n))
     for e in events:
-        if e.kind != c.NETWORK or id(e) in handled or e.scope in at_import:
+        if e.kind != c.NETWORK or id(e) in handled or e.scope in at_import \
+                or e.scope in at_load:
             continue
         sens = events_in(closure(e.scope), _SENSITIVE)
         if sens:
@@ -281,12 +320,150 @@ def _report(col: c.Collector, ctx: ScanContext) -> None:
             emit(NETWORK_MODULE, f"imports {e.detail}", e)
         elif e.kind in _KIND_RULES and id(e) not in handled:
             imp_rule, fn_rule = _KIND_RULES[e.kind]
-            r = imp_rule if e.scope in at_import else fn_rule
+            r = imp_rule if e.scope in at_import or e.scope in at_load else fn_rule
             emit(r, f"{e.detail} {where(e)}", e)
     for rid, total in counts.items():
         if total > MAX_FINDINGS_PER_RULE:
             ctx.report(RULES[rid], f"{total - MAX_FINDINGS_PER_RULE} more {rid} findings "
                        "not listed", Location(line=1))
+
+
+# ---------------------------------------------------------------------- load-time entry points
+
+# Bases whose subclasses loaders instantiate: from_pretrained builds the config, the model
+# (whose __init__ builds its nn.Module parts and calls post_init -> _init_weights), the
+# tokenizer, processor or pipeline. Matched on the last part of the qualified name.
+LOADED_BASES = frozenset({
+    "PreTrainedModel", "PretrainedConfig", "PreTrainedConfig", "PreTrainedTokenizer",
+    "PreTrainedTokenizerFast", "PreTrainedTokenizerBase", "TokenizersBackend", "PythonBackend",
+    "SentencePieceBackend", "ProcessorMixin", "BaseImageProcessor", "BaseImageProcessorFast",
+    "ImageProcessingMixin", "FeatureExtractionMixin", "SequenceFeatureExtractor",
+    "BaseVideoProcessor", "Pipeline", "DiffusionPipeline", "ModelMixin", "ConfigMixin",
+    "SchedulerMixin", "FlaxPreTrainedModel", "TFPreTrainedModel",
+})
+NN_MODULE = frozenset({"torch.nn.Module", "torch.nn.modules.module.Module"})
+# Methods that run while an instance is loaded and built (transformers calls post_init ->
+# init_weights -> _initialize_weights -> _init_weights, and tie_weights).
+LOAD_METHODS = (
+    "__init__", "__new__", "__post_init__", "__setattr__", "__getattr__", "post_init",
+    "_init_weights", "init_weights", "_initialize_weights", "tie_weights", "_tie_weights",
+    "from_pretrained", "_from_config", "from_dict", "get_config_dict",
+)
+MAX_INHERITED = 50  # bases in sibling modules one load_time_findings call hands back
+
+
+def is_hubconf(display_path: str) -> bool:
+    """torch.hub.load imports ``hubconf.py`` at the repository root (also in archives)."""
+    return re.split(r"[/\\!]", display_path)[-1] == "hubconf.py"
+
+
+def _classes(tree: ast.Module) -> dict[str, ast.ClassDef]:
+    return {s.name: s for s in tree.body if isinstance(s, ast.ClassDef)}
+
+
+def _ancestors(classes: dict[str, ast.ClassDef], name: str) -> list[str]:
+    """``name`` and its same-file base classes, transitively (super().__init__ runs them)."""
+    out: list[str] = []
+    stack = [name]
+    while stack:
+        n = stack.pop()
+        if n in out or n not in classes:
+            continue
+        out.append(n)
+        stack.extend(b.id for b in classes[n].bases if isinstance(b, ast.Name))
+    return out
+
+
+def _why_loaded(classes: dict[str, ast.ClassDef], name: str, resolver: Resolver) -> str | None:
+    for anc in _ancestors(classes, name):
+        for base in classes[anc].bases:
+            q = resolver.qualify(base)
+            if q is None:
+                continue
+            if q.rsplit(".", 1)[-1] in LOADED_BASES:
+                return f"from_pretrained instantiates {name}"
+            if q in NN_MODULE:
+                return f"the model builds {name} (an nn.Module)"
+    return None
+
+
+def load_roots(tree: ast.Module, resolver: Resolver, hubconf: bool) -> dict[str, str]:
+    """Load-time entry points one file shows on its own: construction methods of classes
+    deriving from loaded bases (and of their same-file ancestors), and, in hubconf.py, the
+    public top-level functions and classes torch.hub.load calls."""
+    classes = _classes(tree)
+    roots: dict[str, str] = {}
+    for name in classes:
+        why = _why_loaded(classes, name, resolver)
+        if why is not None:
+            _add_class_roots(classes, name, why, roots)
+    if hubconf:
+        for stmt in tree.body:
+            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) \
+                    and not stmt.name.startswith("_"):
+                roots.setdefault(stmt.name, f"torch.hub.load calls the entry point {stmt.name}")
+            elif isinstance(stmt, ast.ClassDef) and not stmt.name.startswith("_"):
+                _add_class_roots(classes, stmt.name,
+                                 f"torch.hub.load calls the entry point {stmt.name}", roots)
+    return roots
+
+
+def _add_class_roots(classes: dict[str, ast.ClassDef], name: str, why: str,
+                     roots: dict[str, str]) -> None:
+    for anc in _ancestors(classes, name):
+        for m in LOAD_METHODS:
+            roots.setdefault(f"{anc}.{m}", why)
+
+
+def load_time_findings(data: bytes, display_path: str, classes: dict[str, str],
+                       already: tuple[Finding, ...] = ()
+                       ) -> tuple[list[Finding], list[tuple[str, str, str]]]:
+    """What loading runs beyond the import, for the classes a loader instantiates by name
+    (``classes``: class name -> what instantiates it, e.g. "from_pretrained instantiates
+    EvilModel (auto_map.AutoModel in config.json)"; the repository check knows them from the
+    configs). Returns the malicious findings that the per-file analysis (``already``) did
+    not report, and the named classes' bases imported from sibling modules as (module,
+    class, why), so the caller can follow them."""
+    ctx = ScanContext(display_path=display_path, limits=Limits())
+    tree = _parse(data, ctx)
+    if tree is None:
+        return [], []
+    try:
+        resolver = Resolver(tree)
+        collector = c.Collector(tree, resolver)
+        collector.run()
+    except RecursionError:
+        return [], []
+    defined = _classes(tree)
+    siblings: dict[str, tuple[str, str]] = {}  # local name -> (module, name): from .m import X
+    for stmt in tree.body:
+        if isinstance(stmt, ast.ImportFrom) and stmt.level == 1 and stmt.module:
+            for a in stmt.names:
+                siblings[a.asname or a.name] = (stmt.module, a.name)
+    roots: dict[str, str] = {}
+    inherited: list[tuple[str, str, str]] = []
+    for name, why in classes.items():
+        if name not in defined:
+            if name in siblings:  # re-exported from a sibling module
+                inherited.append((*siblings[name], why))
+            continue
+        _add_class_roots(defined, name, why, roots)
+        for anc in _ancestors(defined, name):
+            for b in defined[anc].bases:
+                if isinstance(b, ast.Name) and b.id not in defined and b.id in siblings:
+                    inherited.append((*siblings[b.id], why))
+    for key, why in load_roots(tree, resolver, is_hubconf(display_path)).items():
+        roots.setdefault(key, why)
+    _report(collector, ctx, roots)
+    seen = {_where_key(f) for f in already}
+    new = [f for f in ctx.findings if f.verdict is Verdict.MALICIOUS
+           and _where_key(f) not in seen]
+    return new, inherited[:MAX_INHERITED]
+
+
+def _where_key(f: Finding) -> tuple[str, int | None, int | None]:
+    loc = f.location
+    return f.rule, loc.line if loc else None, loc.column if loc else None
 
 
 # ---------------------------------------------------------------------- import-time effects

@@ -12,6 +12,7 @@ import os
 import posixpath
 import re
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -228,6 +229,7 @@ def _index(root: Path, rel: str, r: FileResult, files: dict[str, FileResult],
 def _remote_code(root: Path, files: dict[str, FileResult], prefix: str, display_root: str,
                  out: dict[str, list[Finding]]) -> None:
     entries: dict[str, str] = {}  # repository path of a .py -> why a loader imports it
+    loaded: dict[str, dict[str, str]] = defaultdict(dict)  # .py -> class it builds -> why
     for rel, r in sorted(files.items()):
         if posixpath.basename(rel) not in LOADER_CONFIGS or r.format != "json":
             continue
@@ -243,6 +245,10 @@ def _remote_code(root: Path, files: dict[str, FileResult], prefix: str, display_
             py = posixpath.join(d, f"{ref.module}.py")
             if py in files:
                 entries.setdefault(py, f"{ref.key} in {rel}")
+                verb = "pipeline()" if ref.key.startswith("custom_pipelines") else \
+                    "from_pretrained"
+                loaded[py].setdefault(ref.cls, f"{verb} instantiates {ref.cls} ({ref.key} in "
+                                               f"{rel})")
             else:
                 missing.append(f"{ref.module}.py ({ref.key})")
         if missing:
@@ -255,7 +261,7 @@ def _remote_code(root: Path, files: dict[str, FileResult], prefix: str, display_
     # Follow relative imports the way transformers does (regex over the text).
     queue = list(entries)
     if queue:  # the Python analysis (remote_code, pyast) loads only when there is code
-        from mlwarden.scan.remote_code import relative_imports
+        from mlwarden.scan.remote_code import load_time_findings, relative_imports
     while queue and len(entries) < MAX_CODE_FILES:
         py = queue.pop(0)
         data = _read(root / py, MAX_CONFIG_BYTES)
@@ -275,6 +281,9 @@ def _remote_code(root: Path, files: dict[str, FileResult], prefix: str, display_
                 entries[target] = f"imported by {py}"
                 queue.append(target)
 
+    if loaded:
+        _load_time(root, files, dict(loaded), load_time_findings, out)
+
     for rel, r in files.items():
         if rel.endswith(".py") and r.format != "python" and (
                 rel in entries or r.verdict is Verdict.CLEAN):
@@ -282,7 +291,10 @@ def _remote_code(root: Path, files: dict[str, FileResult], prefix: str, display_
                 f"content identified as {r.format}, not Python text"))
 
     if entries:
-        parts = [f"{py} ({files[py].verdict.value}; {why})" for py, why in entries.items()]
+        def verdict(r: FileResult) -> Verdict:  # with the load-time findings added above
+            return Verdict.worst([r.verdict, *(f.verdict for f in out.get(r.path, ()))])
+
+        parts = [f"{py} ({verdict(files[py]).value}; {why})" for py, why in entries.items()]
         others = sum(1 for rel in files if rel.endswith(".py") and rel not in entries)
         text = "loading this repository runs " + "; ".join(parts[:MAX_LISTED])
         if len(parts) > MAX_LISTED:
@@ -290,3 +302,33 @@ def _remote_code(root: Path, files: dict[str, FileResult], prefix: str, display_
         if others:
             text += f". {others} other .py file(s) are not imported by loaders by name"
         out[display_root].append(REMOTE_CODE.finding(text))
+
+
+LoadTimeAnalysis = Callable[[bytes, str, dict[str, str], tuple[Finding, ...]],
+                            tuple[list[Finding], list[tuple[str, str, str]]]]
+
+
+def _load_time(root: Path, files: dict[str, FileResult], loaded: dict[str, dict[str, str]],
+               analyse: LoadTimeAnalysis, out: dict[str, list[Finding]]) -> None:
+    """Code the classes named by configs run when a loader instantiates them (``__init__``,
+    ``post_init`` ...), followed into bases imported from sibling modules; rated like
+    import-time code (remote_code.load_time_findings)."""
+    queue = list(loaded.items())
+    done: set[tuple[str, str]] = set()
+    while queue and len(done) < MAX_CODE_FILES:
+        py, classes = queue.pop(0)
+        classes = {k: v for k, v in classes.items() if (py, k) not in done}
+        if not classes or py not in files or files[py].format != "python":
+            continue
+        done.update((py, k) for k in classes)
+        data = _read(root / py, MAX_CONFIG_BYTES)
+        if data is None:
+            continue
+        r = files[py]
+        found, inherited = analyse(data, r.path, classes, r.findings + tuple(out.get(r.path, ())))
+        out[r.path].extend(found)
+        d = posixpath.dirname(py)
+        for module, cls, why in inherited:
+            target = f"{posixpath.join(d, module)}.py"
+            if "/" not in module and ".." not in module and target in files:
+                queue.append((target, {cls: why}))

@@ -9,7 +9,14 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from mlwarden.scan.pyast import catalog as cat
-from mlwarden.scan.pyast.resolve import UNKNOWN, Env, Resolver, collect_env
+from mlwarden.scan.pyast.resolve import (
+    UNKNOWN,
+    Env,
+    Instance,
+    Resolver,
+    bind_loop,
+    collect_env,
+)
 
 MODULE = ""  # scope of code that runs when the module is imported
 MAIN = "<main>"  # body of `if __name__ == "__main__":`, never run on import
@@ -138,7 +145,15 @@ class Collector(ast.NodeVisitor):
                 self._raw_edges[self.scope].add(key)
         for default in [*node.args.defaults, *[k for k in node.args.kw_defaults if k]]:
             self.visit(default)
+        method_of = self.current_class if self.qual == self.current_class else None
         saved = self._enter_function(key, node.args, node.body)
+        static = any(isinstance(d, ast.Name) and d.id == "staticmethod"
+                     for d in node.decorator_list)
+        if method_of is not None and node.args.args and not static and self.env is not None \
+                and method_of in self.r.classes:
+            first = node.args.args[0].arg  # self / cls: attributes resolve through the class
+            if self.env.get(first) is None:
+                self.env[first] = Instance(method_of)
         for stmt in node.body:
             self.visit(stmt)
         self.scope, self.env, self.qual = saved
@@ -178,6 +193,22 @@ class Collector(ast.NodeVisitor):
         for stmt in node.body:  # the class body runs in the enclosing scope
             self.visit(stmt)
         self.qual, self.current_class = saved_qual, saved_class
+
+    def _visit_comprehension(self, node: ast.ListComp | ast.SetComp | ast.GeneratorExp
+                             | ast.DictComp) -> None:
+        # The targets stand for the items of what they iterate, as loop variables do.
+        saved = self.env
+        env: Env = dict(saved) if saved is not None else {}
+        for gen in node.generators:
+            bind_loop(gen.target, gen.iter, env)
+        self.env = env
+        self.generic_visit(node)
+        self.env = saved
+
+    visit_ListComp = _visit_comprehension
+    visit_SetComp = _visit_comprehension
+    visit_GeneratorExp = _visit_comprehension
+    visit_DictComp = _visit_comprehension
 
     def visit_If(self, node: ast.If) -> None:
         self.visit(node.test)
@@ -285,11 +316,33 @@ class Collector(ast.NodeVisitor):
         if isinstance(node.func, ast.Lambda):
             self._immediate_lambdas.add(id(node.func))
         q = self.r.qualify(node.func, self.env)
-        self._classify_call(node, q)
+        if q is not None:
+            self._classify_call(node, q)
+        else:  # a container item or loop variable: every callable it may be
+            if isinstance(node.func, ast.Attribute):
+                self._method_call(node, node.func.attr)
+            for alt in self.r.qualify_all(node.func, self.env):
+                self._classify_call(node, alt, methods=False)
         self._call_edges(node)
         for a in [*node.args, *(k.value for k in node.keywords)]:
             self._strings(a)
+            self._callable_argument(node, a)
         self.generic_visit(node)
+
+    def _callable_argument(self, node: ast.Call, arg: ast.expr) -> None:
+        """``map(os.system, cmds)``, ``atexit.register(os.system, c)``, ``Thread(target=
+        os.popen)``: a process or exec callable handed to a call that calls it."""
+        if not isinstance(arg, (ast.Name, ast.Attribute, ast.Subscript, ast.Call)):
+            return
+        q = self.r.qualify(arg, self.env)
+        candidates = [q] if q is not None else [] if isinstance(arg, (
+            ast.Attribute, ast.Call)) else self.r.qualify_all(arg, self.env)
+        for q in candidates:
+            if q in cat.PROCESS:
+                self.emit(PROCESS, node, f"{q} handed to {ast.unparse(node.func)[:40]}() "
+                          "(called by it)")
+            elif q in cat.DYNAMIC_EXEC:
+                self.emit(DYN_EXEC, node, f"{q} handed to {ast.unparse(node.func)[:40]}()")
 
     def _arg(self, node: ast.Call, index: int, keyword: str) -> ast.expr | None:
         if len(node.args) > index and not isinstance(node.args[index], ast.Starred):
@@ -299,8 +352,8 @@ class Collector(ast.NodeVisitor):
                 return k.value
         return None
 
-    def _classify_call(self, node: ast.Call, q: str | None) -> None:
-        if isinstance(node.func, ast.Attribute):
+    def _classify_call(self, node: ast.Call, q: str | None, methods: bool = True) -> None:
+        if methods and isinstance(node.func, ast.Attribute):
             self._method_call(node, node.func.attr)
         if q is None:
             return
@@ -365,9 +418,9 @@ class Collector(ast.NodeVisitor):
             name = self.r.fold(name_node, self.env) if name_node is not None else None
             if name and cat.is_secret_env_name(name):
                 self.emit(SECRET, node, f"reads environment variable {name}")
-        if q == "getattr" and len(node.args) >= 2 and self.r.qualify(node.args[0], self.env) \
+        if q in ("getattr", "vars") and node.args and self.r.qualify(node.args[0], self.env) \
                 == "builtins":
-            self.emit(BUILTINS, node, "getattr() on the builtins module")
+            self.emit(BUILTINS, node, f"{q}() on the builtins module")
 
     def _method_call(self, node: ast.Call, method: str) -> None:
         assert isinstance(node.func, ast.Attribute)
@@ -456,6 +509,9 @@ class Collector(ast.NodeVisitor):
     def _call_edges(self, node: ast.Call) -> None:
         if not isinstance(node.func, ast.Lambda):
             self._edge_to_callable(node.func)
+            for leaf in self.r.leaves(node.func, self.env):  # g = f; HOOKS["go"]; loops
+                if leaf is not node.func:
+                    self._edge_to_callable(leaf)
         # Functions handed to a call (callbacks, threads, atexit) may run right away.
         for a in [*node.args, *(k.value for k in node.keywords)]:
             if isinstance(a, (ast.Name, ast.Lambda)) or (

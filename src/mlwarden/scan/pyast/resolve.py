@@ -5,6 +5,13 @@
 ``fold`` turns an expression into the string it builds, as far as that is knowable without
 running anything: concatenation, f-strings, joins, ``chr`` lists, slicing, path joins and
 the usual encodings (base64, hex, rot13, zlib). Unknown pieces become ``{}``.
+
+The value model behind both is small and bounded: a name stands for the last expression
+assigned to it in its scope; a literal container (``{"go": system}``, ``[os.system]``, also
+grown by ``d[k] = v``, ``.append``, ``.update``) for its items; a loop variable for the
+items of what it iterates (an ``Element``); a module's ``__dict__`` / ``vars(module)`` for
+its attributes. ``qualify_all`` lists every name an expression may stand for when one
+answer is not knowable (``for fn in [os.system, print]: fn(...)``).
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ from collections.abc import Callable, Iterable
 MAX_DEPTH = 24  # nesting of names and calls followed by one qualify/fold
 MAX_STR = 1 << 16  # longest string folding builds
 MAX_STEPS = 2_000  # nodes visited by one top-level fold
+MAX_ITEMS = 256  # items of one container the value model keeps
+MAX_CANDIDATES = 16  # names one expression may stand for (qualify_all)
 UNKNOWN = "{}"
 
 BUILTIN_NAMES = frozenset(dir(builtins))
@@ -31,6 +40,21 @@ _CODEC_ROT13 = frozenset({"rot13", "rot_13", "rot-13"})
 _HOME_VARS = frozenset({"HOME", "USERPROFILE"})
 
 Env = dict[str, "ast.expr | None"]  # None marks a local whose value is not tracked
+Container = ast.Dict | ast.List | ast.Tuple | ast.Set
+_CONTAINERS = (ast.Dict, ast.List, ast.Tuple, ast.Set)
+_GROW_METHODS = frozenset({"append", "extend", "insert", "update", "setdefault", "add"})
+
+
+class Element(ast.expr):
+    """Synthetic node for a loop variable: one item of ``iterable``; with ``index`` the
+    index-th part of a tuple item (``for k, v in d.items()``). Lives only in environments."""
+
+    _fields = ("iterable", "index")
+
+    def __init__(self, iterable: ast.expr, index: int | None) -> None:
+        super().__init__()
+        self.iterable = iterable
+        self.index = index
 
 
 def normalise(q: str) -> str:
@@ -64,7 +88,9 @@ def collect_env(body: Iterable[ast.stmt], env: Env) -> None:
                 env[stmt.target.id] = ast.copy_location(
                     ast.BinOp(left=prev, op=stmt.op, right=stmt.value), stmt)
         elif isinstance(stmt, (ast.For, ast.AsyncFor)):
-            _bind_unknown(stmt.target, env)
+            bind_loop(stmt.target, stmt.iter, env)
+        elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
+            _grow_by_call(stmt.value, env)
         elif isinstance(stmt, (ast.With, ast.AsyncWith)):
             for item in stmt.items:
                 if item.optional_vars is not None:
@@ -80,13 +106,97 @@ def collect_env(body: Iterable[ast.stmt], env: Env) -> None:
 
 def _bind(target: ast.expr, value: ast.expr, env: Env) -> None:
     if isinstance(target, ast.Name):
-        env[target.id] = value
+        env[target.id] = _as_container(value) or value
+    elif isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
+        old = env.get(target.value.id)
+        idx = _const_int(target.slice)
+        if isinstance(old, (ast.List, ast.Tuple)) and idx is not None \
+                and -len(old.elts) <= idx < len(old.elts):
+            elts = list(old.elts)
+            elts[idx] = value
+            env[target.value.id] = ast.copy_location(ast.List(elts=elts, ctx=ast.Load()), old)
+        else:
+            _grow(target.value.id, env, [(target.slice, value)])
     elif isinstance(target, (ast.Tuple, ast.List)):
         if isinstance(value, (ast.Tuple, ast.List)) and len(value.elts) == len(target.elts):
             for t, v in zip(target.elts, value.elts, strict=True):
                 _bind(t, v, env)
         else:
             _bind_unknown(target, env)
+
+
+class Instance(ast.expr):
+    """Synthetic node for ``self`` / ``cls`` in a method of the same-file class ``cls``."""
+
+    _fields = ("cls",)
+
+    def __init__(self, cls: str) -> None:
+        super().__init__()
+        self.cls = cls
+
+
+def bind_loop(target: ast.expr, iterable: ast.expr, env: Env) -> None:
+    """``for target in iterable``: the target stands for the iterable's items."""
+    if isinstance(target, ast.Name):
+        env[target.id] = ast.copy_location(Element(iterable=iterable, index=None), target)
+    elif isinstance(target, (ast.Tuple, ast.List)):
+        for i, t in enumerate(target.elts):
+            if isinstance(t, ast.Name):
+                env[t.id] = ast.copy_location(Element(iterable=iterable, index=i), t)
+            else:
+                _bind_unknown(t, env)
+    else:
+        _bind_unknown(target, env)
+
+
+def _as_container(value: ast.expr) -> Container | None:
+    """``dict(k=v)`` / ``list()`` / ``tuple()`` / ``set()`` as the literal they build."""
+    if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and not value.args:
+        if value.func.id == "dict":
+            return ast.copy_location(ast.Dict(
+                keys=[ast.Constant(k.arg) for k in value.keywords if k.arg],
+                values=[k.value for k in value.keywords if k.arg]), value)
+        if not value.keywords and value.func.id in ("list", "tuple", "set"):
+            return ast.copy_location(ast.List(elts=[], ctx=ast.Load()), value)
+    return None
+
+
+def _grow(name: str, env: Env, pairs: list[tuple[ast.expr | None, ast.expr]]) -> None:
+    """Items added to the container bound to ``name`` (a copy: the tree is never changed).
+    For a dict the pairs are (key, value); for a list the key is None."""
+    old = env.get(name)
+    if isinstance(old, ast.Dict):
+        keys = [*old.keys, *(k for k, _ in pairs)][-MAX_ITEMS:]
+        values = [*old.values, *(v for _, v in pairs)][-MAX_ITEMS:]
+        env[name] = ast.copy_location(ast.Dict(keys=keys, values=values), old)
+    elif isinstance(old, (ast.List, ast.Tuple, ast.Set)):
+        elts = [*old.elts, *(v for _, v in pairs)][:MAX_ITEMS]
+        env[name] = ast.copy_location(ast.List(elts=elts, ctx=ast.Load()), old)
+
+
+def _grow_by_call(call: ast.Call, env: Env) -> None:
+    """``d.update(...)``, ``d.setdefault(k, v)``, ``l.append(v)``, ``l.extend([...])``."""
+    f = call.func
+    if not (isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name)
+            and f.attr in _GROW_METHODS):
+        return
+    name, args = f.value.id, call.args
+    pairs: list[tuple[ast.expr | None, ast.expr]] = []
+    if f.attr in ("append", "add") and len(args) == 1:
+        pairs = [(None, args[0])]
+    elif f.attr == "insert" and len(args) == 2:
+        pairs = [(None, args[1])]
+    elif f.attr == "extend" and len(args) == 1 and isinstance(args[0], (ast.List, ast.Tuple)):
+        pairs = [(None, e) for e in args[0].elts]
+    elif f.attr == "setdefault" and len(args) == 2:
+        pairs = [(args[0], args[1])]
+    elif f.attr == "update":
+        if len(args) == 1 and isinstance(args[0], ast.Dict):
+            pairs = [(k, v) for k, v in zip(args[0].keys, args[0].values, strict=True)
+                     if k is not None]
+        pairs += [(ast.Constant(k.arg), k.value) for k in call.keywords if k.arg]
+    if pairs:
+        _grow(name, env, pairs)
 
 
 def _bind_unknown(target: ast.expr, env: Env) -> None:
@@ -122,6 +232,8 @@ class Resolver:
         for stmt in tree.body:
             if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 self.defined.add(stmt.name)
+        self.classes = {s.name: s for s in tree.body if isinstance(s, ast.ClassDef)}
+        self._attrs: dict[str, dict[str, tuple[ast.expr, Env]]] = {}  # built on first use
         self._steps = 0
         self._active: set[str] = set()  # names being folded (breaks self-reference)
 
@@ -146,25 +258,263 @@ class Resolver:
         if isinstance(node, ast.Name):
             return self._qualify_name(node.id, env, depth)
         if isinstance(node, ast.Attribute):
+            cls = self._instance(node.value, env)
+            if cls is not None:  # self.run with self.run = os.system in __init__
+                bound = self._instance_attr(cls, node.attr)
+                return self.qualify(bound[0], bound[1], depth + 1) if bound else None
             base = self.qualify(node.value, env, depth + 1)
             return normalise(f"{base}.{node.attr}") if base else None
         if isinstance(node, ast.Call):
             return self._qualify_call(node, env, depth)
         if isinstance(node, ast.Subscript):
+            item = self._item(node.value, node.slice, env, depth + 1)
+            if item is not None:  # HOOKS["go"] with HOOKS = {"go": os.system}
+                return self.qualify(item[0], item[1], depth + 1)
             base = self.qualify(node.value, env, depth + 1)
             key = self.fold(node.slice, env, depth + 1) if base else None
             if base is None or key is None or UNKNOWN in key:
                 return None
-            if base == "sys.modules":
-                return normalise(key)
-            if base in ("builtins", "builtins.__dict__", "vars(builtins)"):
-                return normalise(f"builtins.{key}")
-            if base in ("globals()", "locals()"):
-                return self._qualify_name(key, env, depth + 1)
-            return None
+            return self._qualify_key(base, key, env, depth)
         if isinstance(node, ast.NamedExpr):
             return self.qualify(node.value, env, depth + 1)
+        if isinstance(node, Element):  # a loop variable: one answer only if all items agree
+            names: list[str] = []
+            self._qualify_all(node, env, depth + 1, names)
+            return names[0] if len(names) == 1 else None
         return None
+
+    def _qualify_key(self, base: str, key: str, env: Env | None, depth: int) -> str | None:
+        """``base[key]`` where ``base`` names a namespace mapping."""
+        if base == "sys.modules":
+            return normalise(key)
+        if base == "builtins":
+            return normalise(f"builtins.{key}")
+        if base.endswith(".__dict__"):  # os.__dict__["system"], vars(os)["system"]
+            return normalise(f"{base[: -len('.__dict__')]}.{key}")
+        if base in ("globals()", "locals()"):
+            return self._qualify_name(key, env, depth + 1)
+        return None
+
+    def qualify_all(self, node: ast.expr, env: Env | None = None) -> list[str]:
+        """Every name ``node`` may stand for (at most MAX_CANDIDATES): ``[q]`` when
+        ``qualify`` knows the one answer, else the names of the container items or loop
+        items it may be (``for fn in [os.system, print]: fn``)."""
+        self._steps = 0
+        out: list[str] = []
+        self._qualify_all(node, env, 0, out)
+        return out
+
+    def _qualify_all(self, node: ast.expr, env: Env | None, depth: int, out: list[str]) -> None:
+        if depth > MAX_DEPTH or len(out) >= MAX_CANDIDATES or self._steps > MAX_STEPS:
+            return
+        if not isinstance(node, Element):
+            q = self.qualify(node, env, depth + 1)
+            if q is not None:
+                if q not in out:
+                    out.append(q)
+                return
+        for alt, alt_env in self._alternatives(node, env, depth + 1):
+            self._qualify_all(alt, alt_env, depth + 1, out)
+
+    def leaves(self, node: ast.expr, env: Env | None = None) -> list[ast.expr]:
+        """Names, attributes and lambdas ``node`` may stand for through assignments,
+        containers and loop variables, where the value model stops (same-file functions):
+        the call graph links ``HOOKS["go"]()`` and ``for f in [g]: f()`` to them."""
+        self._steps = 0
+        out: list[ast.expr] = []
+        self._leaves(node, env, 0, out)
+        return out
+
+    def _leaves(self, node: ast.expr, env: Env | None, depth: int, out: list[ast.expr]) -> None:
+        if depth > MAX_DEPTH or len(out) >= MAX_CANDIDATES:
+            return
+        alternatives = self._alternatives(node, env, depth + 1)
+        if not alternatives:
+            if isinstance(node, (ast.Name, ast.Attribute, ast.Lambda)):
+                out.append(node)
+            return
+        for alt, alt_env in alternatives:
+            self._leaves(alt, alt_env, depth + 1, out)
+
+    # ------------------------------------------------------------------ values
+
+    def _budget(self, depth: int) -> bool:
+        self._steps += 1
+        return depth <= MAX_DEPTH and self._steps <= MAX_STEPS
+
+    def _follow(self, node: ast.expr, env: Env | None) -> tuple[ast.expr, Env | None] | None:
+        """The expression a name (or ``self.attr``) is bound to, with the environment it
+        is evaluated in."""
+        if isinstance(node, ast.Attribute):
+            cls = self._instance(node.value, env)
+            return self._instance_attr(cls, node.attr) if cls is not None else None
+        if not isinstance(node, ast.Name):
+            return None
+        found, value = self.lookup(node.id, env)
+        if not found or value is None:
+            return None
+        return value, env if env is not None and node.id in env else None
+
+    def _instance(self, node: ast.expr, env: Env | None) -> str | None:
+        if isinstance(node, ast.Name) and env is not None:
+            value = env.get(node.id)
+            if isinstance(value, Instance):
+                return value.cls
+        return None
+
+    def _instance_attr(self, cls: str, attr: str) -> tuple[ast.expr, Env] | None:
+        """What ``self.attr`` was last assigned in ``cls`` or its same-file bases: class
+        body assignments and ``self.attr = value`` in its methods (with that method's
+        names). Methods themselves are not values (None)."""
+        seen: set[str] = set()
+        stack = [cls]
+        while stack and len(seen) < 64:
+            c = stack.pop(0)
+            if c in seen or c not in self.classes:
+                continue
+            seen.add(c)
+            table = self._attrs.get(c)
+            if table is None:
+                table = self._attrs[c] = _class_attrs(self.classes[c])
+            if attr in table:
+                return table[attr]
+            stack.extend(b.id for b in self.classes[c].bases if isinstance(b, ast.Name))
+        return None
+
+    def _container(self, node: ast.expr, env: Env | None,
+                   depth: int) -> tuple[Container, Env | None] | None:
+        """The literal container ``node`` evaluates to, following names and items."""
+        if not self._budget(depth):
+            return None
+        if isinstance(node, _CONTAINERS):
+            return node, env
+        if isinstance(node, ast.Name) and node.id not in self._active:
+            bound = self._follow(node, env)
+            if bound is None:
+                return None
+            self._active.add(node.id)
+            try:
+                return self._container(bound[0], bound[1], depth + 1)
+            finally:
+                self._active.discard(node.id)
+        if isinstance(node, ast.Attribute):  # self.HOOKS
+            bound = self._follow(node, env)
+            return self._container(bound[0], bound[1], depth + 1) if bound else None
+        if isinstance(node, ast.Call):
+            built = _as_container(node)
+            return (built, env) if built is not None else None
+        if isinstance(node, ast.Subscript):  # CONFIG["hooks"]["go"]
+            item = self._item(node.value, node.slice, env, depth + 1)
+            return self._container(item[0], item[1], depth + 1) if item else None
+        return None
+
+    def _item(self, container: ast.expr, key: ast.expr, env: Env | None,
+              depth: int) -> tuple[ast.expr, Env | None] | None:
+        """``container[key]`` for a literal container and a known key, else None."""
+        if not self._budget(depth):
+            return None
+        found = self._container(container, env, depth + 1)
+        if found is None:
+            return None
+        c, c_env = found
+        index = _const_int(key)
+        if isinstance(c, ast.Dict):
+            name = self.fold(key, env, depth + 1) if index is None else None
+            if index is None and (name is None or UNKNOWN in name):
+                return None
+            for k, v in zip(reversed(c.keys), reversed(c.values), strict=True):
+                if k is None:
+                    return None  # {**other}: the key may come from there
+                if index is not None and _const_int(k) == index:
+                    return v, c_env
+                if name is not None and isinstance(k, ast.Constant) and k.value == name:
+                    return v, c_env
+            return None
+        if isinstance(c, (ast.List, ast.Tuple)) and index is not None \
+                and not any(isinstance(e, ast.Starred) for e in c.elts) \
+                and -len(c.elts) <= index < len(c.elts):
+            return c.elts[index], c_env
+        return None
+
+    def _items(self, iterable: ast.expr, env: Env | None,
+               depth: int) -> list[tuple[ast.expr, Env | None]]:
+        """What iterating ``iterable`` yields, as far as literals tell (bounded)."""
+        if not self._budget(depth):
+            return []
+        found = self._container(iterable, env, depth + 1)
+        if found is not None:
+            c, c_env = found
+            elts = [k for k in c.keys if k is not None] if isinstance(c, ast.Dict) else [
+                e for e in c.elts if not isinstance(e, ast.Starred)]
+            return [(e, c_env) for e in elts[:MAX_ITEMS]]
+        if isinstance(iterable, ast.Call):
+            f, args = iterable.func, iterable.args
+            if isinstance(f, ast.Attribute) and f.attr in ("values", "keys", "items") \
+                    and not args:
+                found = self._container(f.value, env, depth + 1)
+                if found is None or not isinstance(found[0], ast.Dict):
+                    return []
+                d, d_env = found[0], found[1]
+                pairs = [(k, v) for k, v in zip(d.keys, d.values, strict=True)
+                         if k is not None][:MAX_ITEMS]
+                if f.attr == "values":
+                    return [(v, d_env) for _, v in pairs]
+                if f.attr == "keys":
+                    return [(k, d_env) for k, _ in pairs]
+                return [(ast.Tuple(elts=[k, v], ctx=ast.Load()), d_env) for k, v in pairs]
+            if isinstance(f, ast.Name) and len(args) == 1 and f.id in (
+                    "list", "tuple", "set", "frozenset", "sorted", "reversed", "iter"):
+                return self._items(args[0], env, depth + 1)
+            if isinstance(f, ast.Name) and f.id == "enumerate" and args:
+                return [(ast.Tuple(elts=[ast.Constant(i), e], ctx=ast.Load()), e_env)
+                        for i, (e, e_env) in enumerate(self._items(args[0], env, depth + 1))]
+            return []
+        out: list[tuple[ast.expr, Env | None]] = []
+        for alt, alt_env in self._alternatives(iterable, env, depth + 1):  # nested loops
+            out.extend(self._items(alt, alt_env, depth + 1))
+        return out[:MAX_ITEMS]
+
+    def _alternatives(self, node: ast.expr, env: Env | None,
+                      depth: int) -> list[tuple[ast.expr, Env | None]]:
+        """The expressions ``node`` may stand for when it is not one known value."""
+        if not self._budget(depth):
+            return []
+        if isinstance(node, Element):
+            out: list[tuple[ast.expr, Env | None]] = []
+            for item, i_env in self._items(node.iterable, env, depth + 1):
+                if node.index is None:
+                    out.append((item, i_env))
+                    continue
+                parts = self._container(item, i_env, depth + 1)
+                if parts is not None and isinstance(parts[0], (ast.Tuple, ast.List)) \
+                        and node.index < len(parts[0].elts):
+                    out.append((parts[0].elts[node.index], parts[1]))
+            return out
+        if isinstance(node, ast.Name):
+            bound = self._follow(node, env)
+            return [bound] if bound is not None and node.id not in self._active else []
+        if isinstance(node, ast.Subscript):  # HOOKS[k] with k unknown: any value
+            return self._values(node.value, env, depth)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                and node.func.attr in ("get", "pop", "__getitem__"):
+            return self._values(node.func.value, env, depth)
+        if isinstance(node, ast.Attribute):  # self.hook; mods[i].system
+            bound = self._follow(node, env)
+            if bound is not None:
+                return [bound]
+            return [(ast.Attribute(value=alt, attr=node.attr, ctx=ast.Load()), alt_env)
+                    for alt, alt_env in self._alternatives(node.value, env, depth + 1)]
+        return []
+
+    def _values(self, container: ast.expr, env: Env | None,
+                depth: int) -> list[tuple[ast.expr, Env | None]]:
+        found = self._container(container, env, depth + 1)
+        if found is None:
+            return []
+        c, c_env = found
+        vals = c.values if isinstance(c, ast.Dict) else [
+            e for e in c.elts if not isinstance(e, ast.Starred)]
+        return [(v, c_env) for v in vals[:MAX_ITEMS]]
 
     def _qualify_name(self, name: str, env: Env | None, depth: int) -> str | None:
         if name == "__builtins__":
@@ -183,9 +533,22 @@ class Resolver:
         return None
 
     def _qualify_call(self, node: ast.Call, env: Env | None, depth: int) -> str | None:
+        f = node.func
+        if isinstance(f, ast.Attribute) and f.attr in ("get", "pop", "__getitem__") \
+                and node.args:
+            item = self._item(f.value, node.args[0], env, depth + 1)
+            if item is not None:  # HOOKS.get("go")
+                return self.qualify(item[0], item[1], depth + 1)
+            base = self.qualify(f.value, env, depth + 1)
+            if base is not None and base.endswith(".__dict__"):  # os.__dict__.get("system")
+                key = self.fold(node.args[0], env, depth + 1)
+                return self._qualify_key(base, key, env, depth) \
+                    if key and UNKNOWN not in key else None
         func = self.qualify(node.func, env, depth + 1)
         if func is None:
             return None
+        if func in ("functools.partial", "functools.partialmethod") and node.args:
+            return self.qualify(node.args[0], env, depth + 1)  # partial(os.system, "id")()
         if func in ("__import__", "importlib.import_module", "importlib.__import__"):
             if node.args:
                 name = self.fold(node.args[0], env, depth + 1)
@@ -198,9 +561,11 @@ class Resolver:
             if base and attr and UNKNOWN not in attr:
                 return normalise(f"{base}.{attr}")
             return None
-        if func == "vars" and node.args:
+        if func == "vars":  # the namespace mapping, as module.__dict__ spells it
+            if not node.args:
+                return "locals()"
             base = self.qualify(node.args[0], env, depth + 1)
-            return f"vars({base})" if base else None
+            return f"{base}.__dict__" if base else None
         if func in ("globals", "locals"):
             return f"{func}()"
         return f"{func}()"
@@ -252,6 +617,12 @@ class Resolver:
             return self._fold_call(node, env, d)
         if isinstance(node, ast.NamedExpr):
             return self.fold(node.value, env, d)
+        if isinstance(node, ast.Attribute) and self._instance(node.value, env) is not None:
+            bound = self._follow(node, env)  # self.cmd = "..." in __init__
+            return self.fold(bound[0], bound[1], d) if bound else None
+        if isinstance(node, Element):  # a loop variable: known if every item folds alike
+            texts = {self.fold(a, a_env, d) for a, a_env in self._alternatives(node, env, d)}
+            return texts.pop() if len(texts) == 1 else None
         return None
 
     def _fold_binop(self, node: ast.BinOp, env: Env | None, d: int) -> str | None:
@@ -425,6 +796,45 @@ class Resolver:
                 return self._fold_iterable(gen.iter, env, d)
         s = self.fold(node, env, d)
         return list(s) if s is not None else None
+
+
+def _class_attrs(cls: ast.ClassDef) -> dict[str, tuple[ast.expr, Env]]:
+    """Class attributes and ``self.x = value`` of one class's methods (last one wins)."""
+    body_env: Env = {}
+    collect_env(cls.body, body_env)
+    out: dict[str, tuple[ast.expr, Env]] = {
+        k: (v, body_env) for k, v in body_env.items() if v is not None}
+    for stmt in cls.body:
+        if not isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) or not stmt.args.args:
+            continue
+        me = stmt.args.args[0].arg
+        assigns = [(t.attr, n.value) for n in _statements(stmt.body) if isinstance(n, ast.Assign)
+                   for t in n.targets if isinstance(t, ast.Attribute)
+                   and isinstance(t.value, ast.Name) and t.value.id == me]
+        if not assigns:
+            continue
+        env: Env = {a.arg: None for a in [*stmt.args.posonlyargs, *stmt.args.args,
+                                            *stmt.args.kwonlyargs]}
+        env[me] = Instance(cls.name)
+        collect_env(stmt.body, env)
+        for attr, value in assigns:
+            out[attr] = (value, env)
+    return out
+
+
+def _statements(body: list[ast.stmt]) -> Iterable[ast.stmt]:
+    """Statements of one scope, through if/for/while/with/try, not into nested defs."""
+    for stmt in body:
+        yield stmt
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        for field in ("body", "orelse", "finalbody"):
+            inner = getattr(stmt, field, None)
+            if isinstance(inner, list):
+                yield from _statements(inner)
+        if isinstance(stmt, ast.Try):
+            for handler in stmt.handlers:
+                yield from _statements(handler.body)
 
 
 def _const_int(node: ast.AST | None) -> int | None:
