@@ -372,7 +372,7 @@ def scan_paths(
             results.extend(scan_target(t, options))
             if progress:
                 progress(i + 1, total)
-    results = _repository_checks(roots, results)
+    results = repository_checks(roots, results)
     return Report("scan", tuple(results), time.perf_counter() - started)
 
 
@@ -459,7 +459,7 @@ def _scan_target_job(args: tuple[Target, ScanOptions]) -> list[FileResult]:
     return scan_target(*args)
 
 
-def _repository_checks(roots: list[RepositoryRoot], results: list[FileResult]) -> list[FileResult]:
+def repository_checks(roots: list[RepositoryRoot], results: list[FileResult]) -> list[FileResult]:
     """Repository-level checks run after every file in a directory has a verdict."""
     if not roots:
         return results

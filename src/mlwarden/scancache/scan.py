@@ -36,7 +36,7 @@ def _group(results: Sequence[FileResult]) -> list[list[FileResult]]:
 def scan_tree(root: Path, files: Sequence[tuple[str, str]], display_root: str,
               cache: ScanCache | None) -> CachedScan:
     """Scan ``root/rel`` for each (rel, sha256); results are labelled ``display_root/rel``."""
-    from mlwarden.scan.engine import RepositoryRoot, ScanOptions, _repository_checks, scan_paths
+    from mlwarden.scan.engine import RepositoryRoot, ScanOptions, repository_checks, scan_paths
 
     started = time.perf_counter()
     by_rel: dict[str, list[FileResult]] = {}
@@ -65,6 +65,6 @@ def scan_tree(root: Path, files: Sequence[tuple[str, str]], display_root: str,
                 cache.put(sha, rel, display, group)
             by_rel[rel] = group
     results = [r for rel, _ in files for r in by_rel[rel]]
-    results = _repository_checks([RepositoryRoot(root, display_root)], results)
+    results = repository_checks([RepositoryRoot(root, display_root)], results)
     return CachedScan(Report("pull", tuple(results), time.perf_counter() - started),
                       frozenset(hits))
