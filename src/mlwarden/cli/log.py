@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from mlwarden.cli.errors import CliError
+from mlwarden.cli.errors import CliError, write_output
 
 _STORE = click.option("--store", "store_path", required=True, envvar="MLWARDEN_STORE",
                       type=click.Path(file_okay=False),
@@ -149,12 +149,7 @@ def export(store_path: str, fmt: str, kinds: tuple[str, ...], output: str | None
     if output is None:
         sys.stdout.write(text)
         return
-    from mlwarden.util.fs import atomic_write_text
-
-    try:
-        atomic_write_text(output, text)
-    except OSError as exc:
-        raise CliError(f"cannot write {output}: {exc.strerror}") from exc
+    write_output(output, text)
 
 
 @log.command("append")

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from mlwarden.cli.errors import CliError
+from mlwarden.cli.errors import CliError, write_output
 
 
 @click.command()
@@ -49,10 +49,5 @@ def sbom(model: str, fmt: str, store_path: str | None, environment: bool,
     if output is None:
         sys.stdout.write(text)
         return
-    from mlwarden.util.fs import atomic_write_text
-
-    try:
-        atomic_write_text(output, text)
-    except OSError as exc:
-        raise CliError(f"cannot write {output}: {exc.strerror}") from exc
+    write_output(output, text)
     click.echo(f"wrote {fmt} BOM of {model} to {output}", err=True)
