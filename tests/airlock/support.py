@@ -7,12 +7,12 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from corpus.models import free_port
+from corpus.servers import run_uvicorn
 
 HERE = Path(__file__).parent
 
@@ -35,15 +35,7 @@ def serve_app(app: Any) -> Live:
     port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                             lifespan="on", access_log=False)
-    server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("server did not start")
-        time.sleep(0.02)
+    server, thread = run_uvicorn(config)
     return Live(f"http://127.0.0.1:{port}", server, thread, app)
 
 

@@ -6,11 +6,11 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from corpus.models import free_port
+from corpus.servers import run_uvicorn
 from mlwarden.registry.app import Settings, create_app
 from mlwarden.registry.server import ServerLimits, make_config
 from mlwarden.store import Store
@@ -37,20 +37,10 @@ class LiveServer:
 
 def start_server(store: Store, settings: Settings | None = None,
                  limits: ServerLimits | None = None) -> LiveServer:
-    import uvicorn
-
     port = free_port()
     app = create_app(store, settings or Settings())
     config = make_config(app, "127.0.0.1", port, limits, log_level="warning")
-    server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("registry did not start")
-        time.sleep(0.02)
+    server, thread = run_uvicorn(config, "registry")
     return LiveServer(f"http://127.0.0.1:{port}", port, store, app, thread, server)
 
 
