@@ -245,6 +245,30 @@ def _msgpack_need(buf: bytes, pos: int, n: int) -> int:
     return pos + n
 
 
+# Fixed-size scalars: extra bytes after the type byte.
+_MSGPACK_FIXED = {0xCA: 4, 0xCB: 8, 0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8, 0xD0: 1, 0xD1: 2,
+                  0xD2: 4, 0xD3: 8, 0xD4: 2, 0xD5: 3, 0xD6: 5, 0xD7: 9, 0xD8: 17}
+# bin/str/ext: width of the big-endian length field (ext adds a type byte).
+_MSGPACK_SIZED = {0xC4: 1, 0xC5: 2, 0xC6: 4, 0xD9: 1, 0xDA: 2, 0xDB: 4,
+                  0xC7: 1, 0xC8: 2, 0xC9: 4}
+_MSGPACK_EXT = (0xC7, 0xC8, 0xC9)
+# Containers: (fix range start, 16-bit type byte, 32-bit type byte).
+_MSGPACK_MAP = (0x80, 0xDE, 0xDF)
+_MSGPACK_ARRAY = (0x90, 0xDC, 0xDD)
+
+
+def _msgpack_count(buf: bytes, pos: int, b: int, kind: tuple[int, int, int]
+                   ) -> tuple[int, int] | None:
+    """(element count, offset after the header) when ``b`` opens a container of ``kind``."""
+    fix, wide16, wide32 = kind
+    if fix <= b <= fix + 0x0F:
+        return b & 0x0F, pos
+    if b in (wide16, wide32):
+        w = 2 if b == wide16 else 4
+        return int.from_bytes(buf[pos:_msgpack_need(buf, pos, w)], "big"), pos + w
+    return None
+
+
 def _msgpack_skip(buf: bytes, pos: int, depth: int, budget: list[int]) -> int:
     """Offset after the object at ``pos``; map keys must be strings (as Flax writes)."""
     budget[0] -= 1
@@ -252,48 +276,35 @@ def _msgpack_skip(buf: bytes, pos: int, depth: int, budget: list[int]) -> int:
         raise _Truncated  # enough structure seen
     if depth > 32:
         raise ValueError("too deep")
-    b = buf[pos] if pos < len(buf) else None
-    if b is None:
+    if pos >= len(buf):
         raise _Truncated
+    b = buf[pos]
     pos += 1
     if b <= 0x7F or b >= 0xE0 or b in (0xC0, 0xC2, 0xC3):
         return pos
     if 0xA0 <= b <= 0xBF:
         return _msgpack_need(buf, pos, b & 0x1F)
-    if 0x80 <= b <= 0x8F or b in (0xDE, 0xDF):
-        if b <= 0x8F:
-            n = b & 0x0F
-        else:
-            w = 2 if b == 0xDE else 4
-            n = int.from_bytes(buf[pos:_msgpack_need(buf, pos, w)], "big")
-            pos += w
+    if (head := _msgpack_count(buf, pos, b, _MSGPACK_MAP)) is not None:
+        n, pos = head
         for _ in range(n):
-            key = buf[pos] if pos < len(buf) else None
-            if key is None:
+            if pos >= len(buf):
                 raise _Truncated
+            key = buf[pos]
             if not (0xA0 <= key <= 0xBF or key in (0xD9, 0xDA, 0xDB)):
                 raise ValueError("map key is not a string")
             pos = _msgpack_skip(buf, pos, depth + 1, budget)
             pos = _msgpack_skip(buf, pos, depth + 1, budget)
         return pos
-    if 0x90 <= b <= 0x9F or b in (0xDC, 0xDD):
-        if b <= 0x9F:
-            n = b & 0x0F
-        else:
-            w = 2 if b == 0xDC else 4
-            n = int.from_bytes(buf[pos:_msgpack_need(buf, pos, w)], "big")
-            pos += w
+    if (head := _msgpack_count(buf, pos, b, _MSGPACK_ARRAY)) is not None:
+        n, pos = head
         for _ in range(n):
             pos = _msgpack_skip(buf, pos, depth + 1, budget)
         return pos
-    fixed = {0xCA: 4, 0xCB: 8, 0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8, 0xD0: 1, 0xD1: 2,
-             0xD2: 4, 0xD3: 8, 0xD4: 2, 0xD5: 3, 0xD6: 5, 0xD7: 9, 0xD8: 17}
-    if b in fixed:
-        return _msgpack_need(buf, pos, fixed[b])
-    lengths = {0xC4: 1, 0xC5: 2, 0xC6: 4, 0xD9: 1, 0xDA: 2, 0xDB: 4, 0xC7: 1, 0xC8: 2, 0xC9: 4}
-    if b in lengths:
-        w = lengths[b]
+    if b in _MSGPACK_FIXED:
+        return _msgpack_need(buf, pos, _MSGPACK_FIXED[b])
+    if b in _MSGPACK_SIZED:
+        w = _MSGPACK_SIZED[b]
         n = int.from_bytes(buf[pos:_msgpack_need(buf, pos, w)], "big")
-        pos += w + (1 if b in (0xC7, 0xC8, 0xC9) else 0)  # ext types carry a type byte
-        return pos + n if pos + n <= len(buf) else _msgpack_need(buf, pos, n)
+        pos += w + (1 if b in _MSGPACK_EXT else 0)
+        return _msgpack_need(buf, pos, n)
     raise ValueError(f"byte 0x{b:02x} is not msgpack")
