@@ -205,6 +205,10 @@ def _msgpack_map(d: dict) -> bytes:
 def test_msgpack_needs_structure_not_one_byte() -> None:
     flax = _msgpack_map({"params": {"dense": {"kernel": bytes(16), "bias": bytes(4)}}})
     assert sniff.sniff(flax, len(flax)) == sniff.MSGPACK
+    # More objects than the sniffer inspects, whole file within the sniffed head.
+    many = _msgpack_map({"params": {f"layer{i}": {"kernel": bytes(200), "bias": bytes(4)}
+                                    for i in range(15)}})
+    assert sniff.sniff(many[: sniff.HEAD_BYTES], len(many)) == sniff.MSGPACK
     # A map byte followed by junk is not msgpack: it must not pass as inert data.
     junk = b"\x83" + bytes([0x00, 0xFF, 0x13]) * 30
     assert sniff.sniff(junk, len(junk)) == sniff.UNKNOWN

@@ -228,7 +228,9 @@ def _is_msgpack(head: bytes, size: int) -> bool:
     try:
         end = _msgpack_skip(head, 0, depth=0, budget=budget)
     except _Truncated:
-        # Ran off the sniffed head (or the budget): plausible only after real structure.
+        if budget[0] < 0:
+            return True  # 64 well-formed objects: enough structure to call it msgpack
+        # Ran off the sniffed head: plausible only after real structure.
         return len(head) < size and budget[0] <= 64 - 16
     except ValueError:
         return False
