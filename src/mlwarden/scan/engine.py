@@ -114,10 +114,6 @@ def collect(paths: Sequence[str]) -> tuple[list[Target], list[RepositoryRoot]]:
     return targets, roots
 
 
-def _join(display_root: str, rel: str) -> str:
-    return os.path.join(display_root, rel)
-
-
 def _walk(root: Path, display_root: str) -> Iterator[Target]:
     real_root = root.resolve()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
@@ -131,7 +127,7 @@ def _walk(root: Path, display_root: str) -> Iterator[Target]:
         for name in sorted(filenames):
             p = here / name
             rel = os.path.relpath(p, root)
-            yield _classify_entry(p, _join(display_root, rel), root=real_root)
+            yield _classify_entry(p, os.path.join(display_root, rel), root=real_root)
 
 
 def _classify_entry(p: Path, display: str, root: Path | None) -> Target:
