@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Start a throwaway PostgreSQL on loopback for the store's PostgreSQL tests and print the
-# URL for MLWARDEN_TEST_POSTGRES. Prints nothing (and the tests skip) when it cannot.
+# URL for MLWARDEN_TEST_POSTGRES. Exits nonzero when it cannot: CI must not skip those tests.
 set -u
 log=$(mktemp)
 {
@@ -24,7 +24,9 @@ if PGPASSWORD=mlwci psql -h 127.0.0.1 -U mlwci -d mlwci -qtAc "SELECT 1" 2>>"$lo
 then
   echo "postgresql://mlwci:mlwci@127.0.0.1:5432/mlwci"
 else
-  echo "PostgreSQL unavailable; its tests will skip:" >&2
+  echo "PostgreSQL unavailable:" >&2
   tail -5 "$log" >&2
+  rm -f "$log"
+  exit 1
 fi
 rm -f "$log"
