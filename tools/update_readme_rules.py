@@ -11,7 +11,7 @@ START, END = "<!-- rules:start -->", "<!-- rules:end -->"
 
 
 def render(readme: str) -> str:
-    from mlwarden.report.rules import rules_markdown
+    from mlwarden.catalog import rules_markdown
 
     block = f"{START}\n{rules_markdown()}\n{END}"
     return re.sub(re.escape(START) + r".*?" + re.escape(END), lambda _: block, readme,

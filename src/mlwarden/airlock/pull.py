@@ -47,7 +47,7 @@ from mlwarden.report.model import FileResult, Report, Verdict
 from mlwarden.scancache import ScanCache, rules_version, scan_tree, scanner_version
 from mlwarden.store import Commit, ConflictError, FileEntry, Store, StoreError
 from mlwarden.store.hashing import FileDigest
-from mlwarden.store.store import default_actor
+from mlwarden.util.actor import default_actor
 from mlwarden.util.fs import file_lock
 
 MAX_CONFIG_BYTES = 16 << 20

@@ -31,6 +31,7 @@ from mlwarden.approvals.keys import (
     load_public_keys,
     public_pem,
 )
+from mlwarden.util.actor import default_actor
 from mlwarden.util.fs import atomic_write_bytes, atomic_write_text, file_lock
 
 LOG_NAME = "approvals.log"
@@ -191,7 +192,7 @@ def append(store: object, kind: str, subject: str, details: Mapping[str, Any] | 
                     from None
             prev_hash, seq = last.hash, last.seq + 1
         at = time.time() if when is None else float(when)
-        who = actor or _default_actor()
+        who = actor or default_actor()
         body = {"v": VERSION, "seq": seq, "time": at, "kind": kind, "subject": subject,
                 "actor": who, "details": details, "prev_hash": prev_hash, "key_id": kid}
         digest = entry_hash(body)
@@ -209,12 +210,6 @@ def append(store: object, kind: str, subject: str, details: Mapping[str, Any] | 
             raise ApprovalLogError(f"{cp}: cannot write the log checkpoint: {exc.strerror}") \
                 from exc
     return entry
-
-
-def _default_actor() -> str:
-    from mlwarden.store.store import default_actor
-
-    return default_actor()
 
 
 def _head(private: Ed25519PrivateKey, kid: str, seq: int, digest: str) -> str:

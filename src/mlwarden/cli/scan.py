@@ -86,7 +86,7 @@ def rules(fmt: str) -> None:
     """List every rule with its verdict, severity and explanation."""
     import json
 
-    from mlwarden.report.rules import all_rules
+    from mlwarden.catalog import all_rules
 
     rs = all_rules()
     out: IO[str] = sys.stdout
@@ -95,7 +95,7 @@ def rules(fmt: str) -> None:
                                "severity": r.severity.value, "title": r.title,
                                "help": r.help} for r in rs], indent=2) + "\n")
     elif fmt == "markdown":
-        from mlwarden.report.rules import rules_markdown
+        from mlwarden.catalog import rules_markdown
 
         out.write(rules_markdown() + "\n")
     else:

@@ -18,6 +18,7 @@ from mlwarden.store.hashing import FileDigest, copy_and_hash
 from mlwarden.store.model import FileEntry
 from mlwarden.store.names import check_ref_name, check_repo_id
 from mlwarden.store.store import list_tree
+from mlwarden.util.actor import default_actor
 
 # Policy name -> verdicts that refuse the import.
 POLICIES: dict[str, frozenset[Verdict]] = {
@@ -89,12 +90,6 @@ def import_directory(
         summary: dict[str, object] = {"policy": policy, **report.summary()}
         commit = store.commit_files(
             entries, repo, branch=branch, message=message or f"import {source.name}",
-            author=author or _actor(), tags=tags, approve=approve,
+            author=author or default_actor(), tags=tags, approve=approve,
             scan_verdict=report.verdict.value, scan_summary=summary)
     return ImportResult(report, policy, (), commit)
-
-
-def _actor() -> str:
-    from mlwarden.store.store import default_actor
-
-    return default_actor()

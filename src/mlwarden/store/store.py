@@ -8,7 +8,6 @@ leaves only unreferenced blobs), then one DB transaction makes the commit exist.
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import json
 import os
@@ -32,19 +31,13 @@ from mlwarden.store.errors import (
 from mlwarden.store.hashing import FileDigest
 from mlwarden.store.model import ApprovalEvent, AuditEntry, Commit, FileEntry, Ref, RepoInfo
 from mlwarden.store.names import check_file_path, check_ref_name, check_repo_id, is_commit_id
+from mlwarden.util.actor import default_actor
 from mlwarden.util.fs import file_lock
 
 # Client-side metadata that is never part of a model repository.
 SKIPPED_DIRS = {(".git",), (".cache", "huggingface")}
 _COMMIT_COLS = ("repo, id, parent, message, author, created_at, approved, branch, "
                 "requested_tags, scan_verdict")
-
-
-def default_actor() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # no passwd entry in some containers
-        return f"uid:{os.getuid()}"
 
 
 @dataclass(frozen=True)
