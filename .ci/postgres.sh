@@ -16,7 +16,8 @@ log=$(mktemp)
     sleep 1
   done
   su postgres -c "psql -qtAc \"SELECT 1 FROM pg_roles WHERE rolname='mlwci'\"" | grep -q 1 \
-    || su postgres -c "psql -qc \"CREATE ROLE mlwci LOGIN PASSWORD 'mlwci'\""
+    || su postgres -c "psql -qc \"CREATE ROLE mlwci LOGIN CREATEDB PASSWORD 'mlwci'\""
+  su postgres -c "psql -qc \"ALTER ROLE mlwci CREATEDB\""
   su postgres -c "psql -qtAc \"SELECT 1 FROM pg_database WHERE datname='mlwci'\"" | grep -q 1 \
     || su postgres -c "createdb -O mlwci mlwci"
 } >"$log" 2>&1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 
@@ -43,3 +44,25 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.outcome = "failed"
         report.longrepr = f"skipped under MLWARDEN_REQUIRE_SERVICES=1 (CI): {reason}"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database on the server named by MLWARDEN_TEST_POSTGRES,
+    dropped afterwards, so parallel workers and parallel suites never share state."""
+    base = os.environ.get("MLWARDEN_TEST_POSTGRES")
+    if not base:
+        pytest.skip("set MLWARDEN_TEST_POSTGRES=postgresql://... to test PostgreSQL")
+    import uuid
+
+    import psycopg
+
+    name = f"mlwt_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    head, _, _ = base.rpartition("/")
+    try:
+        yield f"{head}/{name}"
+    finally:
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -163,11 +163,8 @@ def test_concurrent_imports_from_two_processes(tmp_path: Path) -> None:
     assert sum(1 for e in store.approvals("org/m") if e.action == "approve") == 16
 
 
-def test_postgres_backend(tmp_path: Path) -> None:
-    url = os.environ.get("MLWARDEN_TEST_POSTGRES")
-    if not url:
-        pytest.skip("set MLWARDEN_TEST_POSTGRES=postgresql://... to test PostgreSQL")
-    store = Store.open(tmp_path / "s", url)
+def test_postgres_backend(tmp_path: Path, postgres_url: str) -> None:
+    store = Store.open(tmp_path / "s", postgres_url)
     src = make_dir(tmp_path / "a", {"x.txt": os.urandom(8).hex().encode()})
     repo = f"pg/m{os.getpid()}"
     c = store.commit_directory(src, repo, approve=True, author="t", tags=["v1"])
