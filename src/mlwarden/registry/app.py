@@ -310,8 +310,8 @@ class Registry:
         def done(status: int, sent: int) -> None:
             self.audit.log(_entry(call, status, sent, started))
 
-        return BlobResponse(str(self.store.blob_path(f.sha256)), f.size, headers, head,
-                            byte_range, done)
+        return BlobResponse(self.store.blobs, f.sha256, f.size, headers, head, byte_range,
+                            done)
 
 
 def _quote_name(name: str) -> str:
