@@ -11,6 +11,7 @@ import pytest
 from corpus.models import make_tiny_model
 from mlwarden.store import Store
 from mlwarden.store.blobs import BlobBackend, open_blobs
+from registry.services import S3_ENV, Moto, start_moto, stop
 from registry.support import LiveServer, start_server
 
 
@@ -35,9 +36,32 @@ def live() -> Iterator[Callable[..., LiveServer]]:
 
 
 
-@pytest.fixture(params=["filesystem"])
+@pytest.fixture(scope="session")
+def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Moto]:
+    """moto's standalone S3 server (one per test worker), with test credentials in the
+    environment of this process and of every process it starts."""
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in S3_ENV.items():
+            mp.setenv(k, v)
+        for k in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE"):
+            mp.delenv(k, raising=False)
+        server = start_moto(tmp_path_factory.mktemp("moto") / "moto.log")
+        try:
+            yield server
+        finally:
+            stop(server.proc)
+
+
+@pytest.fixture
+def s3_url(moto: Moto) -> str:
+    """A fresh bucket; the URL carries the endpoint the way an operator would pass it."""
+    return f"s3://{moto.bucket()}/store?endpoint={moto.endpoint}"
+
+
+@pytest.fixture(params=["filesystem", "s3"])
 def blobs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BlobBackend]:
     """Each blob backend in turn, empty."""
-    backend = open_blobs(tmp_path / "blobs")
+    url = request.getfixturevalue("s3_url") if request.param == "s3" else tmp_path / "blobs"
+    backend = open_blobs(url)
     yield backend
     backend.close()

@@ -116,3 +116,32 @@ def test_leases_protect_blobs_between_upload_and_commit(tmp_path: Path) -> None:
                              (session.holder,))
         assert held == [(d.sha256,)]
     assert store.db.read("SELECT count(*) FROM blob_leases") == [(0,)]
+
+
+def test_s3_multipart_streams_are_verified_before_completion(s3_url: str) -> None:
+    from mlwarden.store.blobs import open_blobs
+
+    blobs = open_blobs(s3_url + "&part_size_mib=5")
+    data = os.urandom(12 * 1024 * 1024 + 3)  # three parts
+    seen: list[bool] = []
+    d = blobs.put_stream(Trickle(data), on_verified=lambda d: seen.append(blobs.exists(d.sha256)))
+    assert d == Digest(sha(data), len(data)) and seen == [False]
+    assert hash_blob(blobs, d.sha256) == d
+    # Known digest: straight to the final key; a stream that lies is aborted, not stored.
+    other = os.urandom(11 * 1024 * 1024)
+    with pytest.raises(BlobMismatch):
+        blobs.put_stream(io.BytesIO(other), expected_sha256=sha(other[:-1] + b"x"))
+    assert not blobs.exists(sha(other))
+    d2 = blobs.put_stream(io.BytesIO(other), expected_sha256=sha(other))
+    assert blobs.size(d2.sha256) == len(other)
+    # Already stored: the stream is still checked against the digest it claims.
+    with pytest.raises(BlobMismatch):
+        blobs.put_stream(io.BytesIO(data[:-1] + b"!"), expected_sha256=d.sha256)
+    assert list(blobs.iter_uploads()) == []  # no upload object or open multipart upload left
+    assert sorted(b.sha256 for b in blobs.iter_all()) == sorted([d.sha256, d2.sha256])
+    url = blobs.presign(d.sha256, 60, filename="w.bin")
+    import httpx
+
+    r = httpx.get(url, headers={"Range": "bytes=5-9"})
+    assert r.status_code == 206 and r.content == data[5:10]
+    blobs.close()

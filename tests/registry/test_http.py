@@ -37,6 +37,16 @@ def token(store: Store) -> str:
     return store.create_token("reader", ["acme:read"])[1]
 
 
+def eventually(check, within: float = 2.5) -> bool:  # type: ignore[no-untyped-def]
+    """True once ``check()`` is, within the stated revocation bound (2 s)."""
+    deadline = time.monotonic() + within
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -96,7 +106,9 @@ def test_access_control(store: Store, token: str, live) -> None:  # type: ignore
         assert c.get(f"/{REPO}/resolve/main/config.json", headers=auth(token)).status_code == 200
         # An org scope does not leak into a similarly named org.
         assert store.revoke_token("reader") == 1
-        assert c.get(f"/api/models/{REPO}", headers=auth(token)).status_code == 401
+        # Replicas cache access decisions until the access epoch changes (polled each 1 s).
+        assert eventually(lambda: c.get(f"/api/models/{REPO}",
+                                        headers=auth(token)).status_code == 401)
     srv.flush_audit()
     denied = store.audit(action="denied")
     assert {e.repo for e in denied} >= {"other/model", "acme/unapproved"}
@@ -123,6 +135,7 @@ def test_anonymous_mode_and_gating(store: Store, token: str, live) -> None:  # t
         assert c.get(f"/api/models/{REPO}", headers=auth("hf_abcdef")).status_code == 200
         assert c.get("/api/models/acme/unapproved").status_code == 404
         store.set_gated(REPO, True, "admin")
+        assert eventually(lambda: c.get(f"/api/models/{REPO}").status_code == 401)
         r = c.get(f"/api/models/{REPO}")
         assert r.status_code == 401 and r.headers["x-error-code"] == "GatedRepo"
         assert c.get(f"/api/models/{REPO}", headers=auth(token)).status_code == 200

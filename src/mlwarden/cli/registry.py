@@ -19,6 +19,8 @@ from mlwarden.report.model import Verdict
 if TYPE_CHECKING:
     import socket
 
+    from mlwarden.registry.app import Settings
+    from mlwarden.registry.server import ServerLimits
     from mlwarden.store import Store
 
 _STORE = click.option("--store", "store_path", required=True, envvar="MLWARDEN_STORE",
@@ -27,15 +29,25 @@ _STORE = click.option("--store", "store_path", required=True, envvar="MLWARDEN_S
 _DB = click.option("--db", "db_url", envvar="MLWARDEN_DB", default=None,
                    help="Metadata database URL: sqlite:///PATH (default STORE/meta.db) or "
                         "postgresql://... (env MLWARDEN_DB).")
+_BLOBS = click.option("--blobs", "blobs_url", envvar="MLWARDEN_BLOBS", default=None,
+                      help="Blob location for a new store: a path, file:///PATH or "
+                           "s3://BUCKET/PREFIX (env MLWARDEN_BLOBS). Recorded in the database; "
+                           "later commands find it there.")
+_S3_ENDPOINT = click.option("--s3-endpoint", envvar="MLWARDEN_S3_ENDPOINT", default=None,
+                            help="S3 endpoint URL (MinIO, Ceph); default: the URL's endpoint= "
+                                 "option or AWS_ENDPOINT_URL(_S3).")
 _EXIT_FOR = {Verdict.MALICIOUS: 1, Verdict.UNSCANNABLE: 2, Verdict.SUSPICIOUS: 3}
 
 
 @contextmanager
-def _open_store(path: str, db_url: str | None, create: bool = False) -> Iterator[Store]:
+def _open_store(path: str, db_url: str | None, create: bool = False,
+                blobs_url: str | None = None, s3_endpoint: str | None = None
+                ) -> Iterator[Store]:
     from mlwarden.store import Store, StoreError
 
     try:
-        store = Store.open(path, db_url, create=create)
+        store = Store.open(path, db_url, create=create, blobs_url=blobs_url,
+                           s3_endpoint=s3_endpoint)
     except StoreError as exc:
         raise CliError(str(exc)) from exc
     try:
@@ -67,6 +79,8 @@ def parse_when(text: str, future: bool) -> float:
 @click.option("--repo", required=True, help="Repository id ORG/NAME.")
 @_STORE
 @_DB
+@_BLOBS
+@_S3_ENDPOINT
 @click.option("--branch", default="main", show_default=True,
               help="Branch that moves to this commit when it is approved.")
 @click.option("--tag", "tags", multiple=True,
@@ -79,7 +93,8 @@ def parse_when(text: str, future: bool) -> float:
               help="Approve the new commit at once (an explicit, logged approval).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
               show_default=True, help="How to show the scan report.")
-def import_cmd(local_dir: str, repo: str, store_path: str, db_url: str | None, branch: str,
+def import_cmd(local_dir: str, repo: str, store_path: str, db_url: str | None,
+               blobs_url: str | None, s3_endpoint: str | None, branch: str,
                tags: tuple[str, ...], message: str, policy: str, approve_now: bool,
                fmt: str) -> None:
     """Scan LOCAL_DIR and admit it into the store as a new commit of ORG/NAME.
@@ -91,7 +106,8 @@ def import_cmd(local_dir: str, repo: str, store_path: str, db_url: str | None, b
     from mlwarden.registry.importer import import_directory
     from mlwarden.report.render import render_table, to_json
 
-    with _open_store(store_path, db_url, create=True) as store:
+    with _open_store(store_path, db_url, create=True, blobs_url=blobs_url,
+                     s3_endpoint=s3_endpoint) as store:
         result = import_directory(store, local_dir, repo, branch=branch,
                                   message=message, tags=tags, policy=policy,
                                   approve=approve_now)
@@ -151,60 +167,144 @@ def approve(repo: str, rev: str, store_path: str, db_url: str | None, tags: tupl
             click.echo(f"{repo}: {'gated' if gated else 'not gated'}")
 
 
+def parse_size(text: str) -> int | None:
+    """``10MiB``, ``512k``, ``1G``, ``0`` or ``off`` (None)."""
+    t = text.strip().lower()
+    if t in ("off", "never", "none"):
+        return None
+    m = re.fullmatch(r"(\d+)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?", t)
+    if m is None:
+        raise CliError(f"cannot read size {text!r}: use e.g. 10MiB, 512k or off")
+    unit = (m.group(2) or "b")[0]
+    return int(m.group(1)) * {"b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[unit]
+
+
+def _trusted_proxies(text: str | None) -> tuple[str, ...] | None:
+    if not text:
+        return None
+    import ipaddress
+
+    items = tuple(i.strip() for i in text.split(",") if i.strip())
+    for item in items:
+        if item == "*":
+            continue
+        try:
+            (ipaddress.ip_network if "/" in item else ipaddress.ip_address)(item)
+        except ValueError:
+            raise CliError(f"--forwarded-allow-ips: {item!r} is not an IP address, a "
+                           "network (10.0.0.0/8) or '*'") from None
+    return items
+
+
 @click.command()
 @_STORE
 @_DB
+@_BLOBS
+@_S3_ENDPOINT
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 256),
+              help="Server processes on this host, sharing the port (SO_REUSEPORT).")
 @click.option("--allow-anonymous", is_flag=True,
               help="Serve approved, non-gated repositories without a token.")
+@click.option("--delivery", type=click.Choice(["direct", "x-accel"]), default="direct",
+              show_default=True,
+              help="direct: this process sends file bytes (sendfile for local blobs); "
+                   "x-accel: nginx in front sends them (X-Accel-Redirect), the registry "
+                   "decides access and audits.")
+@click.option("--x-accel-prefix", default="/_mlwarden/blobs/", show_default=True,
+              help="nginx internal location that maps to the blob directory's sha256/.")
+@click.option("--redirect-min-size", default="10MiB", show_default=True,
+              help="Object storage: LFS files this large or larger are answered with a "
+                   "redirect to a presigned URL (like the Hub's CDN); 'off' streams them.")
+@click.option("--presign-ttl", default=300, show_default=True,
+              type=click.IntRange(10, 7 * 86400), help="Lifetime of presigned URLs (s).")
+@click.option("--forwarded-allow-ips", envvar="MLWARDEN_FORWARDED_ALLOW_IPS", default=None,
+              help="Proxies/load balancers whose X-Forwarded-For and X-Forwarded-Proto are "
+                   "trusted (comma-separated IPs or CIDRs, or '*'); the audit log then "
+                   "records the real client. Default: none.")
+@click.option("--sendfile/--no-sendfile", default=True, show_default=True,
+              help="Zero-copy sendfile(2) for local blob files.")
+@click.option("--metrics/--no-metrics", default=True, show_default=True,
+              help="Prometheus metrics at /metrics.")
+@click.option("--access-poll", default=1.0, show_default=True, type=click.FloatRange(0.1, 4.0),
+              help="Seconds between checks for access changes (revocations reach this "
+                   "process within this plus one request).")
 @click.option("--header-timeout", default=10.0, show_default=True, type=float,
               help="Seconds a client has to send a complete request head.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
-def serve(store_path: str, db_url: str | None, host: str, port: int, allow_anonymous: bool,
-          header_timeout: float, log_level: str) -> None:
+def serve(store_path: str, db_url: str | None, blobs_url: str | None,
+          s3_endpoint: str | None, host: str, port: int, workers: int,
+          allow_anonymous: bool, delivery: str, x_accel_prefix: str,
+          redirect_min_size: str, presign_ttl: int, forwarded_allow_ips: str | None,
+          sendfile: bool, metrics: bool, access_poll: float, header_timeout: float,
+          log_level: str) -> None:
     """Serve approved models over the Hugging Face Hub HTTP API.
 
     Point clients at it with HF_ENDPOINT=http://HOST:PORT and HF_TOKEN=<mlwarden token>.
+    Any number of replicas on any hosts may share one PostgreSQL database (--db) and one
+    bucket; /healthz, /readyz and /metrics are for the load balancer and monitoring.
     """
+    import dataclasses
+
+    from mlwarden.registry.app import Settings
+    from mlwarden.registry.server import ServerLimits
+    from mlwarden.registry.workers import listen_sockets, supervise
+
+    if not x_accel_prefix.startswith("/") or not x_accel_prefix.endswith("/"):
+        raise CliError("--x-accel-prefix must start and end with '/'")
+    settings = Settings(allow_anonymous=allow_anonymous, delivery=delivery,
+                        x_accel_prefix=x_accel_prefix,
+                        redirect_min_size=parse_size(redirect_min_size),
+                        presign_ttl=presign_ttl,
+                        forwarded_allow_ips=_trusted_proxies(forwarded_allow_ips),
+                        sendfile=sendfile, metrics=metrics, access_poll_interval=access_poll)
+    # Open once to fail fast with one clear line (bad store, database, bucket, settings);
+    # workers open their own connections after the fork.
+    with _open_store(store_path, db_url, blobs_url=blobs_url,
+                     s3_endpoint=s3_endpoint) as store:
+        from mlwarden.registry.app import create_app
+        from mlwarden.store import StoreError
+
+        try:  # without metrics: prometheus_client must first load in the workers
+            create_app(store, dataclasses.replace(settings, metrics=False))
+        except StoreError as exc:
+            raise CliError(str(exc)) from exc
+        kind = store.blobs.kind
+    try:  # bound here, not by uvicorn: a bind error is one line and exit 4, not exit 3
+        socks = listen_sockets(host, port, workers)
+    except OSError as exc:
+        raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    bound = socks[0].getsockname()[1]
+    mode = "anonymous reads allowed" if allow_anonymous else "token required"
+    click.echo(f"mlwarden registry on http://{host}:{bound} ({mode}; {workers} worker(s), "
+               f"{kind} blobs, {delivery} delivery)", err=True)
+    limits = ServerLimits(header_timeout=header_timeout)
+
+    def run_worker(sock: socket.socket) -> None:
+        _run_worker(sock, store_path, db_url, blobs_url, s3_endpoint, settings, limits,
+                    log_level)
+
+    if workers == 1:
+        run_worker(socks[0])
+        return
+    sys.exit(supervise(socks, workers, run_worker))
+
+
+def _run_worker(sock: socket.socket, store_path: str, db_url: str | None,
+                blobs_url: str | None, s3_endpoint: str | None, settings: Settings,
+                limits: ServerLimits, log_level: str) -> None:
     import uvicorn
 
-    from mlwarden.registry.app import Settings, create_app
-    from mlwarden.registry.server import ServerLimits, make_config
+    from mlwarden.registry.app import create_app
+    from mlwarden.registry.server import make_config
 
-    with _open_store(store_path, db_url) as store:
-        app = create_app(store, Settings(allow_anonymous=allow_anonymous))
-        config = make_config(app, host, port, ServerLimits(header_timeout=header_timeout),
-                             log_level=log_level)
-        sock = _listen_socket(host, port)
-        bound = sock.getsockname()[1]
-        click.echo(f"mlwarden registry on http://{host}:{bound} "
-                   f"({'anonymous reads allowed' if allow_anonymous else 'token required'})",
-                   err=True)
+    with _open_store(store_path, db_url, blobs_url=blobs_url,
+                     s3_endpoint=s3_endpoint) as store:
+        app = create_app(store, settings)
+        config = make_config(app, "127.0.0.1", 0, limits, log_level=log_level)
         uvicorn.Server(config).run(sockets=[sock])
-
-
-def _listen_socket(host: str, port: int) -> socket.socket:
-    """Bind before uvicorn starts: its own bind failure exits 3, which reads as "suspicious".
-
-    Binding here gives a one-line error with exit 4, and the real port when --port is 0.
-    """
-    import socket
-
-    try:
-        family, kind, proto, _, addr = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
-        sock = socket.socket(family, kind, proto)
-    except OSError as exc:
-        raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(addr)
-    except OSError as exc:
-        sock.close()
-        raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
-    return sock
 
 
 @click.group()

@@ -24,7 +24,10 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from mlwarden.registry.access import AccessView
 from mlwarden.registry.audit import AuditWriter
+from mlwarden.registry.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from mlwarden.registry.metrics import Metrics
 from mlwarden.registry.responses import BlobResponse, HubError, parse_range
 from mlwarden.store import AuditEntry, Commit, FileEntry, RepoInfo, Store
 from mlwarden.store.errors import InvalidName, RevisionNotFound, StoreError
@@ -32,6 +35,8 @@ from mlwarden.store.hashing import lfs_pointer
 from mlwarden.store.model import iso
 from mlwarden.store.names import check_file_path, check_repo_id
 from mlwarden.store.tokens import TokenInfo
+
+DELIVERIES = ("direct", "x-accel")
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,20 @@ class Settings:
     max_header_bytes: int = 16 * 1024
     body_timeout: float = 10.0  # seconds to receive a whole request body
     max_paths: int = 1000  # paths per paths-info request
+    # How file bytes leave: "direct" (this process: sendfile for local files, streamed
+    # otherwise) or "x-accel" (nginx sends the blob file named in X-Accel-Redirect).
+    delivery: str = "direct"
+    x_accel_prefix: str = "/_mlwarden/blobs/"
+    # Object storage: LFS files at least this large are redirected to a presigned URL
+    # (None: never; the registry streams them itself).
+    redirect_min_size: int | None = None
+    presign_ttl: int = 300
+    sendfile: bool = True  # zero-copy for local blob files where the server supports it
+    # Proxies whose X-Forwarded-For/-Proto are believed (IPs, CIDRs or "*"); None: none.
+    forwarded_allow_ips: tuple[str, ...] | None = None
+    access_cache: bool = True  # cache access decisions between access-epoch changes
+    access_poll_interval: float = 1.0  # revocation bound: this plus one request
+    metrics: bool = True
 
 
 @dataclass
@@ -58,6 +77,7 @@ class Call:
 
     method: str
     client: str
+    started: float = field(default_factory=time.time)
     action: str = "request"
     actor: str = "anonymous"
     repo: str | None = None
@@ -123,10 +143,19 @@ def _dir_entry(path: str, files: list[FileEntry]) -> dict[str, Any]:
 class Registry:
     """Request handling that needs the store. Methods run in a worker thread."""
 
-    def __init__(self, store: Store, settings: Settings, audit: AuditWriter) -> None:
+    def __init__(self, store: Store, settings: Settings, audit: AuditWriter,
+                 view: AccessView | None = None, metrics: Metrics | None = None) -> None:
         self.store = store
         self.settings = settings
         self.audit = audit
+        self.view = view or AccessView(store, cache=False)
+        self.metrics = metrics
+
+    def record(self, entry: AuditEntry) -> None:
+        """Audit one answered request and count it (the only place either happens)."""
+        self.audit.log(entry)
+        if self.metrics is not None:
+            self.metrics.observe(entry, time.time() - entry.at)
 
     # -------------------------------------------------------------- access control
 
@@ -137,7 +166,7 @@ class Registry:
             if scheme.lower() != "bearer" or not cred:
                 raise self._unauthorized("unsupported Authorization scheme (use Bearer)")
             if cred.startswith("mlw_"):
-                info = self.store.verify_token(cred)
+                info = self.view.verify_token(cred)
                 if info is None:
                     raise self._unauthorized("invalid, expired or revoked token")
                 call.actor = f"token:{info.name}/{info.id}"
@@ -166,9 +195,9 @@ class Registry:
         call.repo = repo
         if principal.token is not None and not principal.token.can_read(repo):
             raise not_found_repo("denied")
-        info = self.store.visible_repo(repo)
+        info = self.view.visible_repo(repo)
         if info is None:
-            raise not_found_repo("denied" if self.store.repo(repo) else "not-found")
+            raise not_found_repo("denied" if self.view.repo(repo) else "not-found")
         if info.gated and principal.token is None:
             raise HubError(401, "GatedRepo", f"Access to model {repo} is restricted: "
                            "a token with read access is required", audit="denied")
@@ -178,7 +207,7 @@ class Registry:
         rev = _check_rev(revision if revision is not None else repo.default_branch)
         call.revision = rev
         try:
-            c = self.store.resolve(repo.id, rev)
+            c = self.view.resolve(repo.id, rev)
         except RevisionNotFound:
             raise HubError(404, "RevisionNotFound", f"Invalid rev id: {rev}",
                            audit="not-found") from None
@@ -192,7 +221,7 @@ class Registry:
         call.action = "info"
         repo = self.visible_repo(principal, repo_id, call)
         c = self.commit_for(repo, revision, call)
-        files = self.store.files(repo.id, c.id)
+        files = self.view.files(repo.id, c.id)
         blobs = query.get("blobs", ["false"])[-1].lower() in ("1", "true")
         siblings: list[dict[str, Any]] = []
         for f in files:
@@ -224,7 +253,7 @@ class Registry:
         if path:
             path = _repo_path(call, path)
             call.path = path
-        files = self.store.files(repo.id, c.id)
+        files = self.view.files(repo.id, c.id)
         recursive = query.get("recursive", ["false"])[-1].lower() in ("1", "true")
         expand = query.get("expand", ["false"])[-1].lower() in ("1", "true")
         prefix = path + "/" if path else ""
@@ -259,7 +288,7 @@ class Registry:
         call.action = "paths-info"
         repo = self.visible_repo(principal, repo_id, call)
         c = self.commit_for(repo, revision, call)
-        files = self.store.files(repo.id, c.id)
+        files = self.view.files(repo.id, c.id)
         by_path = {f.path: f for f in files}
         out: list[dict[str, Any]] = []
         for p in dict.fromkeys(paths):
@@ -278,7 +307,7 @@ class Registry:
         call.action = "refs"
         repo = self.visible_repo(principal, repo_id, call)
         body: dict[str, Any] = {"branches": [], "converts": [], "tags": []}
-        for r in self.store.refs(repo.id):
+        for r in self.view.refs(repo.id):
             key, ns = ("branches", "heads") if r.kind == "branch" else ("tags", "tags")
             body[key].append({"name": r.name, "ref": f"refs/{ns}/{r.name}",
                               "targetCommit": r.commit})
@@ -293,25 +322,51 @@ class Registry:
         c = self.commit_for(repo, revision, call)
         path = _repo_path(call, path)
         call.path = path
-        f = self.store.file(repo.id, c.id, path)
+        f = self.view.file(repo.id, c.id, path)
         if f is None:
             raise HubError(404, "EntryNotFound", f"{path} does not exist at {c.id}",
                            {"X-Repo-Commit": c.id}, audit="not-found")
+        filename = path.rsplit("/", 1)[-1]
         headers = {"X-Repo-Commit": c.id, "ETag": f'"{f.etag}"',
                    "Content-Type": "application/octet-stream",
                    "Content-Disposition": f"attachment; filename*=UTF-8''"
-                                          f"{_quote_name(path.rsplit('/', 1)[-1])}"}
+                                          f"{_quote_name(filename)}"}
         if f.lfs:
             headers["X-Linked-Etag"] = f'"{f.sha256}"'
             headers["X-Linked-Size"] = str(f.size)
+        s = self.settings
+        blobs = self.store.blobs
+        if f.lfs and s.redirect_min_size is not None and f.size >= s.redirect_min_size:
+            url = blobs.presign(f.sha256, s.presign_ttl, filename=filename)
+            if url is not None:
+                # The Hub's CDN redirect: the client reads X-Linked-* from this answer and
+                # fetches (and resumes) from object storage, without our token.
+                call.notes.append(f"presigned redirect ({s.presign_ttl} s)")
+                self.record(_entry(call, 302, 0))
+                return Response(status_code=302, headers={**headers, "Location": url,
+                                                          "Content-Length": "0"})
         byte_range = parse_range(range_header, f.size)
-        started = time.time()
+        if s.delivery == "x-accel" and not head and f.size:
+            local = blobs.local_path(f.sha256)
+            if local is not None:
+                start, end = byte_range or (0, f.size - 1)
+                call.notes.append("sent by nginx (x-accel)")
+                self.record(_entry(call, 206 if byte_range else 200, end - start + 1))
+                sha = f.sha256
+                return Response(status_code=200, headers={
+                    **headers, "X-Accel-Redirect": f"{s.x_accel_prefix}{sha[:2]}/{sha[2:]}",
+                    "X-Accel-Buffering": "no", "Content-Length": "0"})
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.inflight.inc()
 
         def done(status: int, sent: int) -> None:
-            self.audit.log(_entry(call, status, sent, started))
+            if metrics is not None:
+                metrics.inflight.dec()
+            self.record(_entry(call, status, sent))
 
-        return BlobResponse(self.store.blobs, f.sha256, f.size, headers, head, byte_range,
-                            done)
+        return BlobResponse(blobs, f.sha256, f.size, headers, head, byte_range, done,
+                            sendfile=s.sendfile)
 
 
 def _quote_name(name: str) -> str:
@@ -323,7 +378,7 @@ def _quote_name(name: str) -> str:
 def _entry(call: Call, status: int, nbytes: int, at: float | None = None,
            action: str | None = None, detail: str = "") -> AuditEntry:
     notes = [*call.notes, detail] if detail else call.notes
-    return AuditEntry(at or time.time(), call.actor, call.client, call.method,
+    return AuditEntry(at or call.started, call.actor, call.client, call.method,
                       action or call.action, call.repo, call.revision, call.commit, call.path,
                       status, nbytes, "; ".join(n for n in notes if n))
 
@@ -373,23 +428,35 @@ def create_app(store: Store, settings: Settings | None = None,
     """The registry application. ``routes`` (Starlette routes, e.g. the write API and the
     console) are matched before the read API; they declare their own methods and enforce
     their own body limits, and reach the store, access control and audit through
-    ``request.app.state.registry`` (a Registry) and ``request.app.state.audit``."""
+    ``request.app.state.registry`` (a Registry: ``.record(entry)`` audits and counts)."""
     settings = settings or Settings()
+    if settings.delivery not in DELIVERIES:
+        raise StoreError(f"unknown delivery {settings.delivery!r} "
+                         f"(choose from {', '.join(DELIVERIES)})")
+    if settings.delivery == "x-accel" and store.blobs.local_path("0" * 64) is None:
+        raise StoreError("X-Accel-Redirect needs blobs in local files (the filesystem "
+                         "backend); object storage uses presigned redirects instead")
     writer = audit or AuditWriter(store)
-    reg = Registry(store, settings, writer)
+    view = AccessView(store, poll_interval=settings.access_poll_interval,
+                      cache=settings.access_cache)
+    metrics = Metrics() if settings.metrics else None
+    reg = Registry(store, settings, writer, view, metrics)
 
     async def endpoint(request: Request) -> Response:
         client = request.client.host if request.client else "-"
         call = Call(request.method, client)
+        peer = request.scope.get("mlwarden.peer")
+        if peer and peer[0] != client:
+            call.notes.append(f"via {peer[0]}")
         try:
             return await _dispatch(request, call)
         except HubError as exc:
-            writer.log(_entry(call, exc.status, 0,
+            reg.record(_entry(call, exc.status, 0,
                               action="denied" if exc.audit == "denied" else None,
                               detail=exc.message))
             return exc.response()
         except StoreError as exc:
-            writer.log(_entry(call, 503, 0, detail=f"store error: {exc}"))
+            reg.record(_entry(call, 503, 0, detail=f"store error: {exc}"))
             return HubError(503, None, "store unavailable").response()
 
     async def _dispatch(request: Request, call: Call) -> Response:
@@ -397,8 +464,8 @@ def create_app(store: Store, settings: Settings | None = None,
         method = request.method
         query = parse_qs(request.scope["query_string"].decode("latin-1"))
         authz = request.headers.get("authorization")
-        if segs == ["healthz"]:
-            return PlainTextResponse("ok")
+        if len(segs) == 1 and segs[0] in ("healthz", "readyz", "metrics"):
+            return _operations(segs[0], view, metrics)
         if segs[0] in ("datasets", "spaces", "kernels") or (
                 segs[0] == "api" and len(segs) > 1 and segs[1] in ("datasets", "spaces")):
             await anyio.to_thread.run_sync(reg.authenticate, authz, call)
@@ -422,7 +489,7 @@ def create_app(store: Store, settings: Settings | None = None,
             else:
                 resp = await anyio.to_thread.run_sync(
                     _route_api, reg, authz, repo, rest, query, request, call)
-            writer.log(_entry(call, resp.status_code, 0))
+            reg.record(_entry(call, resp.status_code, 0))
             return resp
         if len(segs) >= 5 and segs[2] == "resolve" and method in ("GET", "HEAD"):
             repo = f"{segs[0]}/{segs[1]}"
@@ -434,16 +501,19 @@ def create_app(store: Store, settings: Settings | None = None,
                 return reg.resolve(principal, repo, rev, path, method == "HEAD",
                                    range_header, call)
 
-            # The blob response audits itself once the bytes are out.
+            # File responses audit themselves once the bytes are out (or handed off).
             return await anyio.to_thread.run_sync(run_resolve)
         raise HubError(404, None, "not found", audit="not-found")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         writer.start()
+        await anyio.to_thread.run_sync(view.start)
         try:
             yield
         finally:
+            view.draining = True
+            view.stop()
             await anyio.to_thread.run_sync(writer.close)
 
     app = Starlette(routes=[*routes,
@@ -451,7 +521,43 @@ def create_app(store: Store, settings: Settings | None = None,
                     lifespan=lifespan)
     app.state.registry = reg
     app.state.audit = writer
-    return Guard(app, settings, routes)
+    app.state.access = view
+    guarded: ASGIApp = Guard(app, settings, routes)
+    if settings.forwarded_allow_ips is not None:
+        guarded = TrustedProxies(guarded, settings.forwarded_allow_ips)
+    return guarded
+
+
+def _operations(what: str, view: AccessView, metrics: Metrics | None) -> Response:
+    """Liveness, readiness (database and blobs reachable, not shutting down), metrics.
+    Unauthenticated and unaudited: keep them off the public listener at the proxy."""
+    if what == "healthz":
+        return PlainTextResponse("ok")
+    if what == "readyz":
+        r = view.readiness()
+        return JSONResponse({"ready": r.ready, "database": r.database, "blobs": r.blobs,
+                             "draining": r.draining}, status_code=200 if r.ready else 503)
+    if metrics is None:
+        raise HubError(404, None, "metrics are disabled", audit="not-found")
+    return Response(metrics.render(), media_type=METRICS_CONTENT_TYPE)
+
+
+class TrustedProxies:
+    """X-Forwarded-For/-Proto from trusted proxies only (uvicorn's middleware: the client
+    is the rightmost address not in the trusted set), keeping the proxy's own address
+    for the audit log's detail."""
+
+    def __init__(self, app: ASGIApp, trusted: Sequence[str]) -> None:
+        from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+        self.app = app
+        self.state = getattr(app, "state", None)
+        self.inner = ProxyHeadersMiddleware(app, list(trusted))  # type: ignore[arg-type]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope["mlwarden.peer"] = scope.get("client")
+        await self.inner(scope, receive, send)  # type: ignore[arg-type]
 
 
 def _route_api(reg: Registry, authz: str | None, repo: str, rest: list[str],
