@@ -65,3 +65,17 @@ def blobs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BlobBacken
     backend = open_blobs(url)
     yield backend
     backend.close()
+
+
+@pytest.fixture(params=["fs-sqlite", "s3-postgres"])
+def store_backend(request: pytest.FixtureRequest,
+                  monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs a test once on the embedded default (local blobs, SQLite) and once on shared
+    infrastructure (S3 through moto, PostgreSQL). Every ``Store.open`` in the test, and in
+    every process it starts, picks the backends up from MLWARDEN_DB / MLWARDEN_BLOBS."""
+    monkeypatch.delenv("MLWARDEN_DB", raising=False)
+    monkeypatch.delenv("MLWARDEN_BLOBS", raising=False)
+    if request.param == "s3-postgres":
+        monkeypatch.setenv("MLWARDEN_DB", request.getfixturevalue("postgres_url"))
+        monkeypatch.setenv("MLWARDEN_BLOBS", request.getfixturevalue("s3_url"))
+    return str(request.param)

@@ -13,6 +13,9 @@ from click.testing import CliRunner
 from mlwarden.cli.main import cli
 from mlwarden.store import Store
 
+# Every test here runs on local files + SQLite and on S3 + PostgreSQL.
+pytestmark = pytest.mark.usefixtures("store_backend")
+
 
 def run(*args: str) -> tuple[int, str, str]:
     r = CliRunner().invoke(cli, list(args))
@@ -86,7 +89,7 @@ def test_import_refuses_unscannable_payload(tmp_path: Path, clean_dir: Path) -> 
     assert "pytorch_model.bin" in out and str(clean_dir) in out  # report shows user paths
     assert Store.open(store).repos() == []
     assert not marker.exists()
-    assert not list((store / "blobs" / "sha256").iterdir())  # nothing promoted
+    assert not list(Store.open(store).blobs.iter_all())  # nothing promoted
 
 
 def test_strict_policy_refuses_os_system_pickle(tmp_path: Path, clean_dir: Path) -> None:
@@ -108,7 +111,8 @@ def test_import_bad_input_is_a_clean_error(tmp_path: Path, clean_dir: Path) -> N
     code, _, err = run("import", str(clean_dir), "--repo", "a/b", "--store", store,
                        "--tag", "a" * 40)
     assert code == 4 and "invalid ref name" in err
-    code, _, err = run("audit", "--store", str(tmp_path / "nostore"))
+    nostore = tmp_path / "nostore"  # (with PostgreSQL, the database is the store)
+    code, _, err = run("audit", "--store", str(nostore), "--db", f"sqlite:///{nostore}/meta.db")
     assert code == 4 and "not an mlwarden store" in err
 
 

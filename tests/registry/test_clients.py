@@ -12,6 +12,9 @@ from mlwarden.registry.app import Settings
 from mlwarden.store import Store
 from registry.support import client_env, run_client
 
+# Every test here runs on local files + SQLite and on S3 + PostgreSQL.
+pytestmark = pytest.mark.usefixtures("store_backend")
+
 REPO = "acme/tiny-bert"
 
 

@@ -15,6 +15,9 @@ from mlwarden.registry.server import ServerLimits
 from mlwarden.store import Store
 from mlwarden.store.hashing import git_blob_sha1
 
+# Every test here runs on local files + SQLite and on S3 + PostgreSQL.
+pytestmark = pytest.mark.usefixtures("store_backend")
+
 REPO = "acme/model"
 
 

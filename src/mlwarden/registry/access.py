@@ -86,7 +86,9 @@ class AccessView:
 
     def poll_once(self) -> None:
         try:
-            epoch = self.store.access_epoch()
+            epoch, blobs_url = self.store.poll_state()
+            if self.store.refresh_blobs(blobs_url):  # a migration moved the blobs
+                self._blob_checked_at = 0.0
         except StoreError as exc:
             self._db_error = str(exc)
         else:

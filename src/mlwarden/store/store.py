@@ -197,6 +197,12 @@ class Ingest:
                 raise  # leases lapse on their own; never mask the original error
 
 
+class _BlobsMoved(Exception):
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.url = url
+
+
 def is_store(path: Path) -> bool:
     """A directory created by Store.open (or an older store with blobs/ or meta.db)."""
     return (path / MARKER).is_file() or (path / "blobs").is_dir() or \
@@ -205,12 +211,14 @@ def is_store(path: Path) -> bool:
 
 class Store:
     def __init__(self, root: Path, db: Database, blobs: BlobBackend,
-                 coordination: Coordinator | None = None) -> None:
+                 coordination: Coordinator | None = None,
+                 s3_endpoint: str | None = None) -> None:
         self.root = root
         self.db = db
         self.blobs = blobs
         self.tmp = root / "tmp"  # local scratch: staging and quarantine, never served
         self.coordination = coordination or coordinator_for(db, root)
+        self.s3_endpoint = s3_endpoint
 
     @classmethod
     def open(cls, root: str | os.PathLike[str], db_url: str | None = None,
@@ -235,9 +243,9 @@ class Store:
                     init_schema(db)
             else:  # serialised on the server (advisory lock in the transaction)
                 init_schema(db)
+            s3_endpoint = s3_endpoint or os.environ.get("MLWARDEN_S3_ENDPOINT") or None
             blobs = open_blobs(_blob_location(db, wanted, path), path / "blobs",
-                               s3_endpoint=s3_endpoint
-                               or os.environ.get("MLWARDEN_S3_ENDPOINT") or None)
+                               s3_endpoint=s3_endpoint)
             ensure = getattr(blobs, "ensure", None)
             if ensure is not None:
                 ensure()
@@ -247,7 +255,28 @@ class Store:
         except BaseException:
             db.close()
             raise
-        return cls(path, db, blobs)
+        return cls(path, db, blobs, s3_endpoint=s3_endpoint)
+
+    # ------------------------------------------------------------------ blob location
+
+    def default_blobs_url(self) -> str:
+        return (self.root / "blobs").absolute().as_uri()
+
+    def recorded_blobs_url(self, tx: Tx | None = None) -> str:
+        """Where the database says the blobs are (``store migrate`` changes it)."""
+        sql = "SELECT value FROM meta WHERE key = 'blobs_url'"
+        rows = tx.execute(sql) if tx is not None else self.db.read(sql)
+        return str(rows[0][0]) if rows else self.default_blobs_url()
+
+    def refresh_blobs(self, recorded: str | None = None) -> bool:
+        """Follow a migration: switch to the recorded location if it moved. The previous
+        backend stays usable for responses already under way (its blobs are not removed
+        before every process had time to switch)."""
+        url = recorded or self.recorded_blobs_url()
+        if same_location(url, self.blobs.url):
+            return False
+        self.blobs = open_blobs(url, self.root / "blobs", s3_endpoint=self.s3_endpoint)
+        return True
 
     def close(self) -> None:
         self.db.close()
@@ -336,6 +365,29 @@ class Store:
                     approve=approve, commit_id=commit_id, created_at=created_at,
                     scan_verdict=scan_verdict, scan_summary=scan_summary, session=own)
         session.hold(e.sha256 for e in entries)
+        for _ in range(3):
+            try:
+                return self._commit_files(entries, repo, branch, message, author, tags,
+                                          approve, commit_id, created_at, scan_verdict,
+                                          scan_summary)
+            except _BlobsMoved as moved:  # migrated meanwhile: bring our blobs along
+                self._carry_blobs(moved.url, {e.sha256: e.size for e in entries})
+        raise StoreError("the blob location keeps changing; try again")
+
+    def _carry_blobs(self, url: str, blobs: dict[str, int]) -> None:
+        old = self.blobs
+        new = open_blobs(url, self.root / "blobs", s3_endpoint=self.s3_endpoint)
+        for sha, size in blobs.items():
+            if not new.exists(sha):
+                with old.open_range(sha) as r:
+                    new.put_stream(r, expected_sha256=sha, expected_size=size)
+        self.blobs = new
+
+    def _commit_files(self, entries: Sequence[FileEntry], repo: str, branch: str,
+                      message: str, author: str, tags: Sequence[str], approve: bool,
+                      commit_id: str | None, created_at: float | None,
+                      scan_verdict: str | None, scan_summary: dict[str, object] | None,
+                      ) -> Commit:
         present: set[str] = set()
         for e in entries:
             if e.sha256 not in present:
@@ -344,6 +396,9 @@ class Store:
                 present.add(e.sha256)
         now = time.time() if created_at is None else created_at
         with self.db.transaction() as tx:
+            moved_to = self.recorded_blobs_url(tx)
+            if not same_location(moved_to, self.blobs.url):
+                raise _BlobsMoved(moved_to)
             if not tx.execute("SELECT 1 FROM repos WHERE id = ?", (repo,)):
                 tx.execute("INSERT INTO repos (id, created_at, default_branch, gated) "
                            "VALUES (?, ?, ?, 0)", (repo, now, branch))
@@ -427,6 +482,13 @@ class Store:
     def access_epoch(self) -> str:
         rows = self.db.read("SELECT value FROM meta WHERE key = 'access_epoch'")
         return str(rows[0][0]) if rows else ""
+
+    def poll_state(self) -> tuple[str, str]:
+        """(access epoch, recorded blob location) in one read: what serving polls."""
+        rows: dict[str, str] = dict(self.db.read(
+            "SELECT key, value FROM meta WHERE key IN ('access_epoch', 'blobs_url')"))
+        return str(rows.get("access_epoch", "")), \
+            str(rows.get("blobs_url") or self.default_blobs_url())
 
     def _approve_tx(self, tx: Tx, repo: str, cid: str, actor: str, tags: Sequence[str],
                     note: str) -> None:
