@@ -68,11 +68,14 @@ def info(store_path: str, db_url: str | None, blobs_url: str | None, s3_endpoint
 @click.option("--grace", default="1h", show_default=True,
               help="Keep unreferenced blobs younger than this (30m, 1h, 2d): imports in "
                    "flight are also protected by their leases.")
+@click.option("--upload-grace", default="1d", show_default=True,
+              help="Remove temporary uploads (abandoned multipart uploads, files of "
+                   "killed writers) older than this.")
 @click.option("--dry-run", is_flag=True, help="Print what would be removed; remove nothing.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
               show_default=True)
 def gc(store_path: str, db_url: str | None, blobs_url: str | None, s3_endpoint: str | None,
-       grace: str, dry_run: bool, fmt: str) -> None:
+       grace: str, upload_grace: str, dry_run: bool, fmt: str) -> None:
     """Remove blobs that no commit references (and stale uploads and staging dirs)."""
     from mlwarden.store.coordination import LockTimeout
     from mlwarden.store.gc import collect
@@ -82,7 +85,7 @@ def gc(store_path: str, db_url: str | None, blobs_url: str | None, s3_endpoint: 
         try:
             res = collect(s, grace_s, dry_run,
                           progress=(lambda m: click.echo(m, err=True)) if fmt == "table"
-                          else None)
+                          else None, upload_grace=_duration(upload_grace))
         except LockTimeout:
             raise CliError("another gc or migration is running on this store") from None
     if fmt == "json":

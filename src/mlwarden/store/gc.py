@@ -31,6 +31,7 @@ from mlwarden.store.errors import StoreError
 from mlwarden.store.store import STAGE_PREFIX, Store
 
 BATCH = 100  # blobs re-checked and deleted per locked transaction
+UPLOAD_GRACE = 24 * 3600.0
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 
@@ -101,9 +102,12 @@ def _still_unreferenced(execute: Callable[[str, list[object]], list[Row]],
 
 
 def collect(store: Store, grace: float = 3600.0, dry_run: bool = False,
-            progress: Callable[[str], None] | None = None) -> GcResult:
-    """One gc pass (one at a time per store: a second one gets LockTimeout)."""
-    if grace < 0:
+            progress: Callable[[str], None] | None = None,
+            upload_grace: float = UPLOAD_GRACE) -> GcResult:
+    """One gc pass (one at a time per store: a second one gets LockTimeout). Temporary
+    uploads are removed only after ``upload_grace`` (a large upload can take hours; a
+    live local one is also protected by its writer's lock)."""
+    if grace < 0 or upload_grace < 0:
         raise StoreError("the grace period cannot be negative")
     say = progress or (lambda _msg: None)
     with store.lock("gc", timeout=0):
@@ -138,7 +142,7 @@ def collect(store: Store, grace: float = 3600.0, dry_run: bool = False,
                     except StoreError as exc:
                         errors.append(f"{b.sha256}: {exc}")
             say(f"removed {len(removed)} of {len(old)}")
-        uploads = tuple(_old_uploads(store, now, grace, dry_run, errors))
+        uploads = tuple(_old_uploads(store, now, upload_grace, dry_run, errors))
         stages = tuple(_old_stages(store, now, grace, dry_run))
         return GcResult(dry_run, grace, tuple(removed), len(listed) - len(unref), len(young),
                         rescued, uploads, stages, tuple(errors))
@@ -151,7 +155,8 @@ def _old_uploads(store: Store, now: float, grace: float, dry_run: bool,
             continue
         if not dry_run:
             try:
-                store.blobs.discard_upload(u.name)
+                if not store.blobs.discard_upload(u.name):
+                    continue  # finished, or still being written
             except StoreError as exc:
                 errors.append(f"upload {u.name}: {exc}")
                 continue

@@ -120,7 +120,9 @@ class BlobBackend(Protocol):
         """Temporary uploads (in flight or abandoned); gc removes the old ones."""
         ...
 
-    def discard_upload(self, name: str) -> None: ...
+    def discard_upload(self, name: str) -> bool:
+        """Remove an abandoned upload; False if it is gone or still being written."""
+        ...
 
     def presign(self, sha256: str, ttl: int, *, filename: str | None = None) -> str | None:
         """A short-lived URL a client can GET (Range supported) without other credentials,

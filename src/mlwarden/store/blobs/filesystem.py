@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import hashlib
 import os
 import shutil
@@ -119,6 +120,7 @@ class FilesystemBlobs:
         self.ensure()
         fd, tmp = tempfile.mkstemp(prefix="in-", dir=self.uploads)
         try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # a live upload: gc leaves it alone
             with os.fdopen(fd, "wb") as out:
                 digest = copy_hashing(reader, out, tap)
                 out.flush()
@@ -172,6 +174,7 @@ class FilesystemBlobs:
             # change, so a digest the store took while writing them still holds.
             if known is None:
                 with open(private, "rb") as fh:
+                    fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
                     known = copy_hashing(fh, None, None)
             elif os.stat(private).st_size != known.size:
                 raise BlobMismatch(f"{path}: {os.stat(private).st_size} bytes, "
@@ -259,15 +262,31 @@ class FilesystemBlobs:
                 st = e.stat(follow_symlinks=False)
                 yield UploadInfo(e.name, st.st_size, st.st_mtime)
 
-    def discard_upload(self, name: str) -> None:
+    def discard_upload(self, name: str) -> bool:
         if "/" in name or name in ("", ".", ".."):
             raise BlobError(f"not an upload name: {name!r}")
         p = self.uploads / name
         if p.is_dir() and not p.is_symlink():
             shutil.rmtree(p, ignore_errors=True)
-        else:
+            return True
+        try:
+            fd = os.open(p, os.O_RDONLY | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            return False
+        except OSError:  # a symlink or something odd: not ours to keep
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(p)
+            return True
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return False  # its writer is still at it
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(p)
+            return True
+        finally:
+            os.close(fd)
 
     def delete(self, sha256: str) -> bool:
         try:

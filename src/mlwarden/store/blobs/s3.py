@@ -445,7 +445,7 @@ class S3Blobs:
         except Exception as exc:
             raise self._error("listing uploads", exc) from exc
 
-    def discard_upload(self, name: str) -> None:
+    def discard_upload(self, name: str) -> bool:
         kind, _, rest = name.partition(":")
         try:
             if kind == "obj" and rest and "/" not in rest:
@@ -463,6 +463,8 @@ class S3Blobs:
         except Exception as exc:
             if _code(exc) not in ("NoSuchUpload", "NoSuchKey", "404"):
                 raise self._error(f"discarding {name}", exc) from exc
+            return False
+        return True
 
     def delete(self, sha256: str) -> bool:
         if not self.exists(sha256):
