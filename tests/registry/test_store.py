@@ -209,3 +209,4 @@ def test_named_locks_exclude_across_connections(tmp_path: Path, db: str,
             pass
     with b.lock("promote:org/m", timeout=1):
         pass
+

@@ -15,6 +15,7 @@ The same poller checks the blob backend, which is what ``/readyz`` reports.
 from __future__ import annotations
 
 import hashlib
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -82,7 +83,11 @@ class AccessView:
 
     def _run(self) -> None:
         while not self._stop.wait(self.poll_interval):
-            self.poll_once()
+            try:
+                self.poll_once()
+            except Exception as exc:  # the poller must outlive any surprise
+                self._db_error = f"access poll failed: {exc}"
+                print(f"mlwarden: access poll failed: {exc}", file=sys.stderr)
 
     def poll_once(self) -> None:
         try:

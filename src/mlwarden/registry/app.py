@@ -30,6 +30,7 @@ from mlwarden.registry.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from mlwarden.registry.metrics import Metrics
 from mlwarden.registry.responses import BlobResponse, HubError, parse_range
 from mlwarden.store import AuditEntry, Commit, FileEntry, RepoInfo, Store
+from mlwarden.store.blobs import BlobBackend
 from mlwarden.store.errors import InvalidName, RevisionNotFound, StoreError
 from mlwarden.store.hashing import lfs_pointer
 from mlwarden.store.model import iso
@@ -365,8 +366,14 @@ class Registry:
                 metrics.inflight.dec()
             self.record(_entry(call, status, sent))
 
+        def relocate() -> BlobBackend | None:
+            try:
+                return self.store.blobs if self.store.refresh_blobs() else None
+            except StoreError:
+                return None
+
         return BlobResponse(blobs, f.sha256, f.size, headers, head, byte_range, done,
-                            sendfile=s.sendfile)
+                            sendfile=s.sendfile, relocate=relocate)
 
 
 def _quote_name(name: str) -> str:

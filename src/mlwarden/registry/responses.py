@@ -84,8 +84,10 @@ class BlobResponse(Response):
     def __init__(self, blobs: BlobBackend, sha256: str, size: int,
                  headers: Mapping[str, str], head: bool,
                  byte_range: tuple[int, int] | None,
-                 on_done: Callable[[int, int], None], sendfile: bool = True) -> None:
+                 on_done: Callable[[int, int], None], sendfile: bool = True,
+                 relocate: Callable[[], BlobBackend | None] | None = None) -> None:
         self.blobs = blobs
+        self.relocate = relocate  # after a migration: where the blobs are now
         self.sha256 = sha256
         self.size = size
         self.head = head
@@ -116,18 +118,24 @@ class BlobResponse(Response):
             finally:
                 self.on_done(self.status_code, 0)
             return
-        local = self.blobs.local_path(self.sha256)
-        try:
-            if local is not None:
-                fh = await anyio.to_thread.run_sync(open, local, "rb", 0)
-            else:
-                reader = await anyio.to_thread.run_sync(
-                    self.blobs.open_range, self.sha256, start, remaining)
-        except (OSError, StoreError):
-            self.status_code = 500
-            await Response("blob missing from the store", 500)(scope, receive, send)
-            self.on_done(500, 0)
-            return
+        for attempt in range(2):
+            local = self.blobs.local_path(self.sha256)
+            try:
+                if local is not None:
+                    fh = await anyio.to_thread.run_sync(open, local, "rb", 0)
+                else:
+                    reader = await anyio.to_thread.run_sync(
+                        self.blobs.open_range, self.sha256, start, remaining)
+                break
+            except (OSError, StoreError):
+                moved = await anyio.to_thread.run_sync(self.relocate) \
+                    if self.relocate is not None and attempt == 0 else None
+                if moved is None:
+                    self.status_code = 500
+                    await Response("blob missing from the store", 500)(scope, receive, send)
+                    self.on_done(500, 0)
+                    return
+                self.blobs = moved
         try:
             await send({"type": "http.response.start", "status": self.status_code,
                         "headers": self.raw_headers})
