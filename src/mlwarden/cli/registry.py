@@ -216,7 +216,8 @@ def token() -> None:
 @_STORE
 @_DB
 @click.option("--scope", "scopes", multiple=True, required=True,
-              help="ORG:read, ORG/NAME:read or *:read (repeatable).")
+              help="ORG:read, ORG/NAME:read or *:read (repeatable); package index: "
+                   "pkg:PATTERN:read or pkg:PATTERN:write (upload).")
 @click.option("--name", default=None, help="Label shown in the audit log.")
 @click.option("--expires", default=None, help="Lifetime (30d, 12h) or an ISO date.")
 def token_create(store_path: str, db_url: str | None, scopes: tuple[str, ...],
