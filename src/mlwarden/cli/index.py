@@ -144,8 +144,8 @@ def _sweeper(service: IndexService, every: float, stop: threading.Event) -> None
 
     while not stop.is_set():
         try:
-            report = sweep(service)
-            for name in report.meta.get("new", []):  # type: ignore[union-attr]
+            new = sweep(service).meta.get("new")
+            for name in new if isinstance(new, list) else []:
                 click.echo(f"mlwarden index: dependency confusion: {name} exists upstream",
                            err=True)
         except (UpstreamError, Exception) as exc:  # keep serving; the next sweep retries
