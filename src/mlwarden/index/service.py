@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -121,9 +120,9 @@ class IndexService:
         try:
             append(self.store, kind, f"pypi:{f.filename}", details, actor=actor)
         except (ApprovalLogError, OSError) as exc:
-            # The decision stands (it is in the database); the log gap is reported loudly.
-            print(f"mlwarden: warning: approval log not appended for {f.filename}: {exc}; "
-                  "run `mlwarden log verify`", file=sys.stderr)
+            # Fail closed: nothing is admitted or decided without its log entry.
+            raise IndexError_(503, f"approval log not appended for {f.filename}: {exc}") \
+                from exc
 
     def _lock(self, key: str) -> threading.Lock:
         with self._locks_guard:
@@ -356,16 +355,18 @@ class IndexService:
         return self.storage.put_blob(p, "METADATA" if kind == "wheel" else "PKG-INFO")
 
     def _decide(self, f: IndexFile, actor: str, note: str) -> IndexFile:
-        self.storage.record(f, replace=True)
+        # A promotion is logged before it takes effect: a crash in between leaves a log
+        # entry for a file that is not served (admitted again later), never the reverse.
+        if f.state is State.ADMITTED:
+            self._log("promotion", f, actor, note)
         checkpoint("index-record")
+        self.storage.record(f, replace=True)
         action = {State.ADMITTED: "pkg-admit", State.HELD: "pkg-hold",
                   State.REFUSED: "pkg-refuse"}[f.state]
         self.audit(action, f.project, actor=actor, version=f.version, filename=f.filename,
                    sha256=f.sha256, nbytes=f.size or 0,
                    detail=note or "; ".join(f"{x.rule}: {x.message}" for x in f.findings
                                             if x.severity.value != "info")[:2000])
-        if f.state is State.ADMITTED:
-            self._log("promotion", f, actor, note)
         return f
 
     # ------------------------------------------------------------------ internal packages
@@ -459,11 +460,11 @@ class IndexService:
                 continue
             done = replace(f, state=State.ADMITTED, decided_at=time.time(), decided_by=who,
                            hold_until=None, findings=(*f.findings, _reviewed(who, note)))
+            self._log("exception" if f.state is State.REFUSED else "approval", done, who, note,
+                      "approve")
             self.storage.record(done, replace=True)
             self.audit("pkg-approve", f.project, actor=who, version=f.version,
                        filename=f.filename, sha256=f.sha256, detail=note)
-            self._log("exception" if f.state is State.REFUSED else "approval", done, who, note,
-                      "approve")
             out.append(done)
         return out
 
