@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from packaging.markers import default_environment
@@ -18,6 +18,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
+from resolvelib import AbstractProvider
 
 from mlwarden.index.inspection import parse_metadata
 from mlwarden.index.model import IndexFile, State
@@ -45,16 +46,16 @@ class Cand:
     extras: frozenset[str] = frozenset()
 
 
-@dataclass
-class _Provider:
-    service: IndexService
-    env: dict[str, str]
-    python: Version
-    cache: dict[str, list[IndexFile]] = field(default_factory=dict)
-    parents: dict[str, set[str]] = field(default_factory=dict)
+class _Provider(AbstractProvider[Requirement, Cand, str]):
+    def __init__(self, service: IndexService, env: dict[str, str], python: Version) -> None:
+        self.service = service
+        self.env = env
+        self.python = python
+        self.cache: dict[str, list[IndexFile]] = {}
+        self.parents: dict[str, set[str]] = {}
 
-    # resolvelib's AbstractProvider interface (duck-typed)
-    def identify(self, item: Any) -> str:
+    def identify(self, requirement_or_candidate: Any) -> str:
+        item = requirement_or_candidate
         if isinstance(item, Cand):
             return item.name
         name = str(canonicalize_name(item.name))
@@ -180,7 +181,7 @@ def lock(service: IndexService, requirements: Sequence[Requirement],
     roots = [r for r in requirements
              if r.marker is None or r.marker.evaluate({**env, "extra": ""})]
     provider = _Provider(service, env, python)
-    resolver: Any = Resolver(provider, BaseReporter())  # type: ignore[arg-type]
+    resolver: Any = Resolver(provider, BaseReporter())
     try:
         result = resolver.resolve(roots, max_rounds=10_000)
     except ResolutionImpossible as exc:
