@@ -28,6 +28,7 @@ _ALIASES = {"application/vnd.pypi.simple.latest+json": JSON,
 def negotiate(accept: str | None, format_param: str | None = None) -> str | None:
     """The content type to answer with, or None (406). No Accept header means HTML."""
     if format_param:
+        format_param = format_param.replace(" ", "+")  # an unencoded "+" in the query
         want = _ALIASES.get(format_param, format_param)
         return want if want in _OFFERED else None
     if not accept or not accept.strip():
@@ -46,7 +47,8 @@ def negotiate(accept: str | None, format_param: str | None = None) -> str | None
                     q = 0.0
         if q <= 0:
             continue
-        matches = [o for o in _OFFERED if mtype in (o, "*/*") or (
+        # */* means "anything": HTML, as PyPI answers, for clients that predate PEP 691.
+        matches = [TEXT_HTML] if mtype == "*/*" else [o for o in _OFFERED if mtype == o or (
             mtype.endswith("/*") and o.startswith(mtype[:-1]))]
         for m in matches:
             cand = (q, -_OFFERED.index(m), m)
