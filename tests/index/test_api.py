@@ -16,6 +16,7 @@ import pytest
 
 from index.support import authed, client_env, wheel
 from index.test_scenarios import run, twine_upload
+from mlwarden.approvals import read_log
 
 JSON = "application/vnd.pypi.simple.v1+json"
 
@@ -82,14 +83,13 @@ def test_content_negotiation_and_pep_fields(published):
 
 
 def test_yanking_pep_592(published):
-    idx, dist = published
+    idx, _ = published
     code, out = run("index", *idx.cli("yank", "acme-core==1.0", "--reason", "broken build"))
     assert code == 0, out
     (f,) = get(idx, "/simple/acme-core/", headers={"Accept": JSON}).json()["files"]
     assert f["yanked"] == "broken build"
     assert 'data-yanked="broken build"' in get(idx, "/simple/acme-core/").text
-    entries = [e for e in __import__("mlwarden.approvals", fromlist=["read_log"]).read_log(
-        idx.store) if e.details.get("decision") == "yank"]
+    entries = [e for e in read_log(idx.store) if e.details.get("decision") == "yank"]
     assert entries and entries[0].kind == "revocation"
 
 

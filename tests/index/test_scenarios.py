@@ -97,7 +97,7 @@ def test_sdist_calling_the_network_is_refused(make_index, tmp_path):
     f = idx.service.storage.get("netsdist-1.0.tar.gz")
     assert f is not None and f.state is State.REFUSED
     assert "pkg-network" in {x.rule for x in f.findings}
-    code, out = run("index", *idx.cli("approve", "netsdist==1.0"))
+    code, _ = run("index", *idx.cli("approve", "netsdist==1.0"))
     assert code != 0  # refused files need --override, and a reviewer's explicit decision
 
 

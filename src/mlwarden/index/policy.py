@@ -69,6 +69,9 @@ class Inspection:
     by_rule: Mapping[str, str] = field(default_factory=dict)
 
     def action(self, f: Finding) -> str:
+        keyed = f"{f.rule}@{phase(f)}"
+        if keyed in self.by_rule:
+            return self.by_rule[keyed]
         if f.rule in self.by_rule:
             return self.by_rule[f.rule]
         if f.verdict is Verdict.CLEAN:
@@ -76,9 +79,25 @@ class Inspection:
         return self.by_verdict.get(f.verdict.value, "hold")
 
 
+def phase(f: Finding) -> str:
+    """When the code behind a finding runs: ``install`` (setup.py, build backend),
+    ``startup`` (.pth, every interpreter start) or ``import``."""
+    member = (f.location.member if f.location else None) or ""
+    if member in ("setup.py", "pyproject.toml"):
+        return "install"
+    if member.endswith(".pth"):
+        return "startup"
+    return "import"
+
+
+# Network or secrets at install time or interpreter start are refused outright; at
+# import time they are held for a reviewer (static analysis of import-time code has false
+# positives that a person settles once).
 UPSTREAM_INSPECTION = Inspection(
     {"malicious": "refuse", "unscannable": "hold", "suspicious": "hold"},
-    {"pkg-network": "refuse", "pkg-secrets": "refuse", "index-bad-distribution": "refuse"})
+    {"pkg-network@install": "refuse", "pkg-secrets@install": "refuse",
+     "pkg-network@startup": "refuse", "pkg-secrets@startup": "refuse",
+     "index-bad-distribution": "refuse"})
 INTERNAL_INSPECTION = Inspection(
     {"malicious": "refuse", "unscannable": "admit", "suspicious": "admit"},
     {"index-bad-distribution": "refuse"})
