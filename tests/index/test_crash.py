@@ -54,7 +54,7 @@ def test_kill_during_admission(stage, tmp_path, upstream):
     store.close()
     proc, url = serve(store_path, policy, stage)
     try:
-        r = pip_install(tmp_path, authed(url, token), "libb")
+        r = pip_install(tmp_path, authed(url, token), "--retries", "0", "libb")
         assert r.returncode != 0
         assert proc.wait(timeout=30) == 99  # the fault hook's os._exit, like a SIGKILL
     finally:
