@@ -75,7 +75,7 @@ def test_kill_during_admission(stage, tmp_path, upstream):
     store = Store.open(store_path)
     f = IndexStorage(store).get("libb-1.0-py3-none-any.whl")
     assert f is not None and f.state is State.ADMITTED
-    assert store.blobs.has(f.sha256 or "")
+    assert store.blobs.exists(f.sha256 or "")
     assert verify_log(store).ok
     assert Policy.load(policy).minimum_age > 0
     store.close()

@@ -169,11 +169,9 @@ def create_index_app(service: IndexService, settings: IndexSettings | None = Non
             if not f.metadata_sha256 or f.kind != "wheel":
                 raise Denied(404, f"no core metadata for {fname}")
             sha, name = f.metadata_sha256, fname + ".metadata"
-            path = service.blob(sha)
-            size = path.stat().st_size
+            size = service.storage.blob_size(sha)
         else:
             sha, name, size = f.sha256 or "", fname, f.size or 0
-            path = service.blob(sha)
         started = time.time()
         action = "pkg-metadata" if metadata else "pkg-download"
 
@@ -188,7 +186,7 @@ def create_index_app(service: IndexService, settings: IndexSettings | None = Non
         byte_range = parse_range(request.headers.get("range"), size)
         headers = {"ETag": f'"{sha}"', "Content-Type": "application/octet-stream",
                    "Cache-Control": "max-age=600"}
-        return BlobResponse(str(path), size, headers, head, byte_range, done)
+        return BlobResponse(store.blobs, sha, size, headers, head, byte_range, done)
 
     async def upload(request: Request, who: Who) -> Response:
         if who.token is None:

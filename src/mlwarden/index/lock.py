@@ -124,7 +124,7 @@ class _Provider(AbstractProvider[Requirement, Cand, str]):
         if meta is None or meta.metadata_sha256 is None:
             raise LockError(f"{project} {version}: no stored metadata (admitted before "
                             "metadata was kept?)")
-        msg = parse_metadata(self.service.blob(meta.metadata_sha256).read_bytes())
+        msg = parse_metadata(self.service.read_blob(meta.metadata_sha256))
         if meta.kind == "sdist":
             mv = str(msg.get("Metadata-Version", "1.0"))
             dynamic = {str(d).lower() for d in msg.get_all("Dynamic") or []}

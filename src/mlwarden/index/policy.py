@@ -95,8 +95,9 @@ def phase(f: Finding) -> str:
 # positives that a person settles once).
 UPSTREAM_INSPECTION = Inspection(
     {"malicious": "refuse", "unscannable": "hold", "suspicious": "hold"},
-    {"pkg-network@install": "refuse", "pkg-secrets@install": "refuse",
-     "pkg-network@startup": "refuse", "pkg-secrets@startup": "refuse",
+    {**{f"{r}@{p}": "refuse" for p in ("install", "startup")
+        for r in ("pkg-network", "pkg-secrets",  # the analyser's rule ids, before and
+                  "code-import-network", "code-network", "code-secret-read")},  # after
      "index-bad-distribution": "refuse"})
 INTERNAL_INSPECTION = Inspection(
     {"malicious": "refuse", "unscannable": "admit", "suspicious": "admit"},

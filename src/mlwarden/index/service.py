@@ -36,6 +36,7 @@ from mlwarden.report.model import Finding
 from mlwarden.store import AuditEntry, Store
 from mlwarden.store.errors import ConflictError, StoreError
 from mlwarden.store.hashing import copy_and_hash
+from mlwarden.store.store import Ingest
 from mlwarden.util.actor import default_actor
 
 # Refusals that no review can turn into an admission: the bytes are not what the upstream
@@ -305,7 +306,7 @@ class IndexService:
                 return self._decide(self._row(c, State.REFUSED, None, None, (
                     R.NO_UPSTREAM_HASH.finding(f"{c.filename}: no sha256 on {c.url}"),)),
                     actor, note)
-            with self.storage.quarantine() as q:
+            with self.storage.quarantine() as q, self.storage.ingest() as ing:
                 dest = q / c.filename
                 started = time.monotonic()
                 try:
@@ -333,8 +334,8 @@ class IndexService:
                 insp = inspect_file(dest, dist)
                 checkpoint("index-inspect")
                 decision = self.policy.check_inspection(insp.findings, internal=False)
-                meta_sha = self._put_metadata(q, dist.kind, insp.metadata)
-                sha = self.storage.put_blob(dest, c.filename)
+                meta_sha = self._put_metadata(ing, q, dist.kind, insp.metadata)
+                sha = self.storage.put_blob(ing, dest, c.filename)
                 checkpoint("index-blob")
                 if sha != c.sha256:  # the quarantine copy changed under us
                     raise IndexError_(500, f"{c.filename}: quarantine copy changed")
@@ -347,12 +348,13 @@ class IndexService:
                               actor=actor, fetch=fetch, inspect=insp.seconds)
                 return self._decide(f, actor, note)
 
-    def _put_metadata(self, q: Path, kind: str, metadata: bytes | None) -> str | None:
+    def _put_metadata(self, ing: Ingest, q: Path, kind: str,
+                      metadata: bytes | None) -> str | None:
         if metadata is None:
             return None
         p = q / ".core-metadata"
         p.write_bytes(metadata)
-        return self.storage.put_blob(p, "METADATA" if kind == "wheel" else "PKG-INFO")
+        return self.storage.put_blob(ing, p, "METADATA" if kind == "wheel" else "PKG-INFO")
 
     def _decide(self, f: IndexFile, actor: str, note: str) -> IndexFile:
         # A promotion is logged before it takes effect: a crash in between leaves a log
@@ -386,7 +388,8 @@ class IndexService:
             raise IndexError_(403, f"{dist.project} is not in the internal namespace "
                                    f"({', '.join(self.policy.internal.describe()) or 'empty'}): "
                                    "public projects come through the upstream, never by upload")
-        with self.storage.admission_lock(name), self.storage.quarantine() as q:
+        with self.storage.admission_lock(name), self.storage.quarantine() as q, \
+                self.storage.ingest() as ing:
             dest = q / name
             try:
                 with open(path, "rb") as src, open(dest, "wb") as out:
@@ -403,8 +406,8 @@ class IndexService:
                                        "immutable: upload a new version")
             insp = inspect_file(dest, dist)
             decision = self.policy.check_inspection(insp.findings, internal=True)
-            meta_sha = self._put_metadata(q, dist.kind, insp.metadata)
-            sha = self.storage.put_blob(dest, name)
+            meta_sha = self._put_metadata(ing, q, dist.kind, insp.metadata)
+            sha = self.storage.put_blob(ing, dest, name)
             f = IndexFile(filename=name, project=dist.project, version=dist.version,
                           kind=dist.kind, origin=Origin.INTERNAL, state=decision.state,
                           sha256=sha, size=digest.size, requires_python=insp.requires_python,
@@ -498,8 +501,8 @@ class IndexService:
                       "unyank" if undo else "yank")
         return [self.storage.get(f.filename) or f for f in files]
 
-    def blob(self, sha256: str) -> Path:
-        return self.storage.blob_path(sha256)
+    def read_blob(self, sha256: str) -> bytes:
+        return self.storage.read_blob(sha256)
 
 
 def _reviewed(actor: str, note: str) -> Finding:

@@ -9,7 +9,6 @@ admission leaves at most an unreferenced blob, never a half-admitted file.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -18,8 +17,8 @@ from typing import Any
 
 from mlwarden.index.model import IndexFile, Origin, State, findings_from_json, findings_to_json
 from mlwarden.store import Store
-from mlwarden.store.errors import ConflictError
-from mlwarden.util.fs import file_lock
+from mlwarden.store.errors import ConflictError, StoreError
+from mlwarden.store.store import Ingest
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS index_files (
@@ -72,6 +71,11 @@ class IndexStorage:
             for stmt in _DDL.format(**_TYPES[self.db.dialect]).split(";"):
                 if stmt.strip():
                     tx.execute(stmt.strip())
+            # gc keeps every blob these columns name.
+            tx.executemany("INSERT INTO blob_roots (name, tbl, col) VALUES (?, ?, ?) "
+                           "ON CONFLICT (name) DO NOTHING",
+                           [("index", "index_files", "sha256"),
+                            ("index-metadata", "index_files", "metadata_sha256")])
 
     # ------------------------------------------------------------------ files
 
@@ -130,26 +134,36 @@ class IndexStorage:
 
     # ------------------------------------------------------------------ blobs
 
-    def put_blob(self, path: Path, name: str) -> str:
-        """Move a quarantined file into the store's blobs; returns its sha256."""
-        return self.store.blobs.ingest_move(path, name).sha256
+    def ingest(self) -> Ingest:
+        """A write session: blobs put in it are leased (safe from gc) until it ends, so
+        the file row must be recorded inside it."""
+        return self.store.ingest()
 
-    def blob_path(self, sha256: str) -> Path:
-        return self.store.blob_path(sha256)
+    @staticmethod
+    def put_blob(session: Ingest, path: Path, name: str) -> str:
+        """Move a quarantined file into the store's blobs; returns its sha256."""
+        return session.put_file(path, name, move=True).sha256
+
+    def read_blob(self, sha256: str, limit: int = 16 << 20) -> bytes:
+        with self.store.open_blob(sha256) as r:
+            data = r.read(limit + 1)
+        if len(data) > limit:
+            raise StoreError(f"blob {sha256} is larger than {limit} bytes")
+        return data
+
+    def blob_size(self, sha256: str) -> int:
+        return self.store.blobs.size(sha256)
 
     def has_blob(self, sha256: str) -> bool:
-        return self.store.blobs.has(sha256)
+        return self.store.blobs.exists(sha256)
 
     def quarantine(self) -> AbstractContextManager[Path]:
         return self.store.staging()
 
     def admission_lock(self, filename: str) -> AbstractContextManager[None]:
-        """One admission per file at a time, across processes; a killed holder's lock is
-        released by the kernel, so a crash never wedges a file."""
-        import hashlib
-
-        key = hashlib.sha256(filename.encode()).hexdigest()[:32]
-        return file_lock(self.store.root / "tmp" / "index-locks" / f"{key}.lock")
+        """One admission per file at a time, across processes (and hosts on PostgreSQL);
+        a killed holder's lock is released by the kernel or the server."""
+        return self.store.lock(f"index-admit:{filename}")
 
     # ------------------------------------------------------------------ upstream cache
 
@@ -162,10 +176,11 @@ class IndexStorage:
 
     def put_page(self, project: str, status: int, body: Any) -> None:
         text = json.dumps(body)
-        with self.db.transaction() as tx:
-            tx.execute("DELETE FROM index_pages WHERE project = ?", (project,))
+        with self.db.transaction(lock=False) as tx:
             tx.execute("INSERT INTO index_pages (project, fetched_at, status, body) "
-                       "VALUES (?, ?, ?, ?)", (project, time.time(), status, text))
+                       "VALUES (?, ?, ?, ?) ON CONFLICT (project) DO UPDATE SET "
+                       "fetched_at = excluded.fetched_at, status = excluded.status, "
+                       "body = excluded.body", (project, time.time(), status, text))
 
     def file_facts(self, url: str) -> tuple[float | None, int | None] | None:
         """(upload time, size) learned for an upstream file URL, or None if never asked."""
@@ -176,10 +191,10 @@ class IndexStorage:
                 None if rows[0][1] is None else int(rows[0][1]))
 
     def put_file_facts(self, url: str, at: float | None, size: int | None) -> None:
-        with self.db.transaction() as tx:
-            tx.execute("DELETE FROM index_file_facts WHERE url = ?", (url,))
-            tx.execute("INSERT INTO index_file_facts (url, at, size) VALUES (?, ?, ?)",
-                       (url, at, size))
+        with self.db.transaction(lock=False) as tx:
+            tx.execute("INSERT INTO index_file_facts (url, at, size) VALUES (?, ?, ?) "
+                       "ON CONFLICT (url) DO UPDATE SET at = excluded.at, "
+                       "size = excluded.size", (url, at, size))
 
     # ------------------------------------------------------------------ confusion
 
@@ -187,7 +202,7 @@ class IndexStorage:
         """Remember upstream projects with internal names; returns the newly seen ones."""
         now = time.time()
         new: list[str] = []
-        with self.db.transaction() as tx:
+        with self.db.transaction(lock=False) as tx:
             for p in projects:
                 if tx.execute("SELECT 1 FROM index_confusion WHERE project = ?", (p,)):
                     tx.execute("UPDATE index_confusion SET last_seen = ?, upstream = ? "
@@ -210,6 +225,3 @@ class IndexStorage:
                               "WHERE metadata_sha256 IS NOT NULL"):
             yield str(r[0])
 
-
-def env_flag(name: str) -> bool:
-    return os.environ.get(name, "") not in ("", "0")
