@@ -193,8 +193,9 @@ def create_index_app(service: IndexService, settings: IndexSettings | None = Non
             raise Denied(401, "uploads need a token with pkg:PATTERN:write",
                          {"WWW-Authenticate": 'Basic realm="mlwarden-index"'})
         length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or
-                                   int(length) > settings.max_upload_bytes + (1 << 20)):
+        if length is None:  # the form parser spools to disk: its size must be known first
+            raise Denied(411, "uploads need a Content-Length")
+        if not length.isdigit() or int(length) > settings.max_upload_bytes + (1 << 20):
             raise Denied(413, f"upload larger than {settings.max_upload_bytes} bytes")
         try:
             form = await request.form(max_files=1, max_fields=200)
