@@ -292,6 +292,17 @@ def serve(store_path: str, db_url: str | None, blobs_url: str | None,
     sys.exit(supervise(socks, workers, run_worker))
 
 
+def _listen_socket(host: str, port: int) -> socket.socket:
+    """One listening socket, bound here (a bind error is one line and exit 4, not uvicorn's
+    exit 3); the real port when ``port`` is 0. Used by ``index serve`` too."""
+    from mlwarden.registry.workers import listen_sockets
+
+    try:
+        return listen_sockets(host, port, 1)[0]
+    except OSError as exc:
+        raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+
+
 def _run_worker(sock: socket.socket, store_path: str, db_url: str | None,
                 blobs_url: str | None, s3_endpoint: str | None, settings: Settings,
                 limits: ServerLimits, log_level: str) -> None:
@@ -316,7 +327,8 @@ def token() -> None:
 @_STORE
 @_DB
 @click.option("--scope", "scopes", multiple=True, required=True,
-              help="ORG:read, ORG/NAME:read or *:read (repeatable).")
+              help="ORG:read, ORG/NAME:read or *:read (repeatable); package index: "
+                   "pkg:PATTERN:read or pkg:PATTERN:write (upload).")
 @click.option("--name", default=None, help="Label shown in the audit log.")
 @click.option("--expires", default=None, help="Lifetime (30d, 12h) or an ISO date.")
 def token_create(store_path: str, db_url: str | None, scopes: tuple[str, ...],

@@ -18,16 +18,22 @@ from mlwarden.store.names import check_repo_id
 
 _TOKEN_RE = re.compile(r"mlw_([0-9a-f]{12})_([A-Za-z0-9_-]{43})")
 _ORG_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?")
+# Package-index scopes: pkg:PATTERN:read|write, PATTERN a canonical name or shell pattern.
+_PKG_RE = re.compile(r"[a-z0-9*?](?:[a-z0-9._*?-]{0,198})?")
+PKG_PREFIX = "pkg:"
 
 
 @dataclass(frozen=True)
 class Scope:
-    """``ORG:read``, ``ORG/NAME:read`` or ``*:read`` (every repository)."""
+    """``ORG:read``, ``ORG/NAME:read`` or ``*:read`` (every repository); for the package
+    index, ``pkg:PATTERN:read`` (install) or ``pkg:PATTERN:write`` (upload, implies read)."""
 
     target: str
     access: str = "read"
 
     def covers(self, repo_id: str) -> bool:
+        if self.target.startswith(PKG_PREFIX):
+            return False
         if self.target == "*":
             return True
         if "/" in self.target:
@@ -37,8 +43,26 @@ class Scope:
     def __str__(self) -> str:
         return f"{self.target}:{self.access}"
 
+    def covers_package(self, project: str, access: str) -> bool:
+        """``project`` is a canonical name; write access implies read access."""
+        import fnmatch
+
+        if not self.target.startswith(PKG_PREFIX):
+            return False
+        if access == "write" and self.access != "write":
+            return False
+        return fnmatch.fnmatchcase(project, self.target[len(PKG_PREFIX):])
+
     @staticmethod
     def parse(text: str) -> Scope:
+        if text.startswith(PKG_PREFIX):
+            pattern, sep, access = text[len(PKG_PREFIX):].rpartition(":")
+            if not sep:
+                pattern, access = text[len(PKG_PREFIX):], "read"
+            pattern = re.sub(r"[-_.]+", "-", pattern.lower())
+            if access not in ("read", "write") or not _PKG_RE.fullmatch(pattern):
+                raise InvalidName(f"scope {text!r}: expected pkg:NAME-OR-PATTERN:read|write")
+            return Scope(PKG_PREFIX + pattern, access)
         target, sep, access = text.partition(":")
         access = access if sep else "read"
         if access != "read":
@@ -65,6 +89,9 @@ class TokenInfo:
 
     def can_read(self, repo_id: str) -> bool:
         return any(s.covers(repo_id) for s in self.scopes)
+
+    def can_package(self, project: str, access: str = "read") -> bool:
+        return any(s.covers_package(project, access) for s in self.scopes)
 
 
 def new_token() -> tuple[str, str, str]:
