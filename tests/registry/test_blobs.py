@@ -145,3 +145,32 @@ def test_s3_multipart_streams_are_verified_before_completion(s3_url: str) -> Non
     r = httpx.get(url, headers={"Range": "bytes=5-9"})
     assert r.status_code == 206 and r.content == data[5:10]
     blobs.close()
+
+
+def test_the_database_records_where_the_blobs_are(tmp_path: Path, s3_url: str,
+                                                  moto) -> None:  # type: ignore[no-untyped-def]
+    store = Store.open(tmp_path / "s", blobs_url=s3_url)
+    assert store.blobs.kind == "s3" and store.recorded_blobs_url() == s3_url
+    store.commit_directory(_dir(tmp_path / "a", {"x.txt": b"x"}), "org/m", approve=True)
+    again = Store.open(tmp_path / "s")  # no --blobs: found in the database
+    assert again.blobs.kind == "s3" and again.blobs.exists(sha(b"x"))
+    other = f"s3://{moto.bucket()}/elsewhere?endpoint={moto.endpoint}"
+    with pytest.raises(StoreError, match="store migrate"):
+        Store.open(tmp_path / "s", blobs_url=other)
+    with pytest.raises(StoreError, match="store migrate"):
+        Store.open(tmp_path / "s", blobs_url=str(tmp_path / "s" / "blobs"))
+    local = Store.open(tmp_path / "t")  # the default is not recorded (the store can move)
+    assert local.blobs.kind == "filesystem" and \
+        not local.db.read("SELECT 1 FROM meta WHERE key = 'blobs_url'")
+    with pytest.raises(StoreError, match="credentials do not belong"):
+        Store.open(tmp_path / "u", blobs_url="s3://key:secret@bucket/p")
+    assert "secret" not in repr(Store.open(tmp_path / "u").db.read("SELECT * FROM meta"))
+    with pytest.raises(StoreError, match="unsupported blob URL"):
+        Store.open(tmp_path / "v", blobs_url="gs://bucket/p")
+
+
+def _dir(root: Path, files: dict[str, bytes]) -> Path:
+    for rel, data in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    return root

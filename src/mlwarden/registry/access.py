@@ -18,6 +18,7 @@ import hashlib
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -65,6 +66,12 @@ class AccessView:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.draining = False
+        store.on_access_change(self.invalidate)  # this process's own writes: at once
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._cache.clear()
+            self._epoch = f"local:{uuid.uuid4().hex}"  # answers loaded before now: dropped
 
     # ------------------------------------------------------------------ polling
 

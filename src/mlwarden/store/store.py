@@ -21,14 +21,21 @@ import stat
 import tempfile
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
 from mlwarden.store import tokens as tok
-from mlwarden.store.blobs import BlobBackend, BlobReader, Digest, open_blobs, same_location
+from mlwarden.store.blobs import (
+    BlobBackend,
+    BlobReader,
+    Digest,
+    check_blob_url,
+    open_blobs,
+    same_location,
+)
 from mlwarden.store.blobs.base import Readable
 from mlwarden.store.coordination import Coordinator, coordinator_for
 from mlwarden.store.db import Database, SqliteDatabase, Tx, init_schema, open_database
@@ -219,6 +226,7 @@ class Store:
         self.tmp = root / "tmp"  # local scratch: staging and quarantine, never served
         self.coordination = coordination or coordinator_for(db, root)
         self.s3_endpoint = s3_endpoint
+        self._access_listeners: list[Callable[[], None]] = []
 
     @classmethod
     def open(cls, root: str | os.PathLike[str], db_url: str | None = None,
@@ -427,6 +435,8 @@ class Store:
                      for e in entries])
             if approve:
                 self._approve_tx(tx, repo, cid, author, tags, message or "approved at import")
+        if approve:
+            self.access_changed()
         return self.commit(repo, cid)
 
     # ------------------------------------------------------------------ approval
@@ -440,6 +450,7 @@ class Store:
         with self.db.transaction() as tx:
             cid = self._find_commit_tx(tx, repo, rev)
             self._approve_tx(tx, repo, cid, actor or default_actor(), tags, note)
+        self.access_changed()
         self._mirror_to_log()
         return self.commit(repo, cid)
 
@@ -452,6 +463,7 @@ class Store:
             tx.execute("UPDATE commits SET approved = 0 WHERE repo = ? AND id = ?", (repo, cid))
             self.bump_access_epoch(tx)
             self._log_tx(tx, repo, cid, "revoke", None, None, who, note)
+        self.access_changed()
         self._mirror_to_log()
         return self.commit(repo, cid)
 
@@ -478,6 +490,17 @@ class Store:
         tx.execute("INSERT INTO meta (key, value) VALUES ('access_epoch', ?) "
                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                    (uuid.uuid4().hex,))
+
+    def on_access_change(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` after this process commits an access change through this
+        store (other processes learn of it by polling the epoch)."""
+        self._access_listeners.append(listener)
+
+    def access_changed(self) -> None:
+        """After committing a transaction that called ``bump_access_epoch``: tell this
+        process's serving caches at once."""
+        for listener in list(self._access_listeners):
+            listener()
 
     def access_epoch(self) -> str:
         rows = self.db.read("SELECT value FROM meta WHERE key = 'access_epoch'")
@@ -590,6 +613,7 @@ class Store:
                               "LIMIT 1", (repo,))
             self._log_tx(tx, repo, head[0][0] if head else "-", "gate" if gated else "ungate",
                          None, None, actor or default_actor(), "")
+        self.access_changed()
         self._mirror_to_log()
 
     def commit(self, repo: str, cid: str) -> Commit:
@@ -679,6 +703,8 @@ class Store:
                 tx.execute("UPDATE tokens SET revoked_at = ? WHERE id = ?", (time.time(), tid))
             if rows:
                 self.bump_access_epoch(tx)
+        if rows:
+            self.access_changed()
         return len(rows)
 
     def verify_token(self, text: str, now: float | None = None) -> tok.TokenInfo | None:
@@ -760,14 +786,18 @@ def _blob_location(db: Database, wanted: str | None, root: Path) -> str | None:
     default = (root / "blobs").absolute().as_uri()
     if wanted is None:
         return recorded
+    check_blob_url(wanted)  # before anything is recorded
     wanted_url = wanted if "://" in wanted else Path(wanted).absolute().as_uri()
-    current = recorded or default
-    if same_location(wanted_url, current):
+    if same_location(wanted_url, recorded or default):
         return wanted if recorded else None
-    if recorded is None and not db.read("SELECT 1 FROM files LIMIT 1"):
-        with db.transaction() as tx:  # a new store: remember where its blobs go
-            tx.execute("INSERT INTO meta (key, value) VALUES ('blobs_url', ?) "
-                       "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (wanted,))
-        return wanted
+    with db.transaction() as tx:  # decided under the store's write lock, on every host
+        rows = tx.execute("SELECT value FROM meta WHERE key = 'blobs_url'")
+        recorded = str(rows[0][0]) if rows else None
+        if recorded is None and not tx.execute("SELECT 1 FROM files LIMIT 1"):
+            tx.execute("INSERT INTO meta (key, value) VALUES ('blobs_url', ?)", (wanted,))
+            return wanted  # a new store: remember where its blobs go
+        current = recorded or default
+        if same_location(wanted_url, current):
+            return wanted
     raise StoreError(f"this store's blobs are at {current.split('?', 1)[0]}, not "
                      f"{wanted.split('?', 1)[0]}; `mlwarden store migrate --to URL` moves them")

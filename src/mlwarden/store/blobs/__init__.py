@@ -32,8 +32,23 @@ from mlwarden.store.errors import StoreError
 
 __all__ = [
     "BlobBackend", "BlobError", "BlobInfo", "BlobMismatch", "BlobNotFound", "BlobReader",
-    "Digest", "FilesystemBlobs", "UploadInfo", "hash_blob", "open_blobs", "same_location",
+    "Digest", "FilesystemBlobs", "UploadInfo", "check_blob_url", "hash_blob", "open_blobs",
+    "same_location",
 ]
+
+
+def check_blob_url(url: str) -> None:
+    """Refuse a malformed blob URL (or one carrying credentials) without opening it."""
+    if url.startswith("s3://"):
+        from mlwarden.store.blobs.s3 import parse_s3_url
+
+        parse_s3_url(url)
+    elif url.startswith("file://"):
+        if urlsplit(url).netloc not in ("", "localhost"):
+            raise StoreError(f"{url}: file URLs must name a local path (file:///PATH)")
+    elif "://" in url:
+        raise StoreError(f"unsupported blob URL {url.split('://', 1)[0]!r}: use a path, "
+                         "file:///PATH or s3://BUCKET/PREFIX")
 
 
 def open_blobs(url: str | os.PathLike[str] | None, default_dir: Path | None = None, *,

@@ -142,22 +142,12 @@ class S3Blobs:
 
     @classmethod
     def from_url(cls, url: str, endpoint: str | None = None) -> S3Blobs:
-        parts = urlsplit(url)
-        if not parts.netloc:
-            raise StoreError(f"{url}: expected s3://BUCKET[/PREFIX]")
-        if "@" in parts.netloc:
-            raise StoreError("credentials do not belong in the blob URL: use the AWS_* "
-                             "environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)")
-        opts = dict(parse_qsl(parts.query))
-        unknown = set(opts) - _OPTIONS
-        if unknown:
-            raise StoreError(f"{url}: unknown option(s) {', '.join(sorted(unknown))} "
-                             f"(known: {', '.join(sorted(_OPTIONS))})")
+        bucket, prefix, opts = parse_s3_url(url)
         try:
             part = int(opts.get("part_size_mib", PART_SIZE // MiB)) * MiB
         except ValueError:
             raise StoreError(f"{url}: part_size_mib must be a number") from None
-        return cls(parts.netloc, parts.path, endpoint=endpoint or opts.get("endpoint"),
+        return cls(bucket, prefix, endpoint=endpoint or opts.get("endpoint"),
                    region=opts.get("region"), presign_endpoint=opts.get("presign_endpoint"),
                    addressing=opts.get("addressing"), part_size=part,
                    checksums=opts.get("checksums", "1") not in ("0", "false", "no"),
@@ -490,6 +480,22 @@ class S3Blobs:
             self._client.close()
             if self._presigner is not self._client:
                 self._presigner.close()
+
+
+def parse_s3_url(url: str) -> tuple[str, str, dict[str, str]]:
+    """(bucket, prefix, options) of ``s3://BUCKET[/PREFIX][?options]``; no client needed."""
+    parts = urlsplit(url)
+    if parts.scheme != "s3" or not parts.netloc:
+        raise StoreError(f"{url}: expected s3://BUCKET[/PREFIX]")
+    if "@" in parts.netloc:
+        raise StoreError("credentials do not belong in the blob URL: use the AWS_* "
+                         "environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)")
+    opts = dict(parse_qsl(parts.query))
+    unknown = set(opts) - _OPTIONS
+    if unknown:
+        raise StoreError(f"{url}: unknown option(s) {', '.join(sorted(unknown))} "
+                         f"(known: {', '.join(sorted(_OPTIONS))})")
+    return parts.netloc, parts.path, opts
 
 
 def _code(exc: Exception) -> str:
