@@ -15,8 +15,9 @@ same blob files from the same page cache:
 * single           `mlwarden serve` with one worker (for reference, no target).
 
 Downloads use curl so the client is not the bottleneck. Configurations are measured in
-rotating order, several times, and the medians are compared, so background load on a
-shared machine spreads over all of them. Prints MB/s and ratios against nginx, and the
+rotating order, several rounds each. Background load on a shared machine can only slow a
+round down, so the targets are judged on each configuration's best round (as timeit
+uses the fastest run); the medians are printed beside them. Ratios are against nginx;
 targets: single download >= 0.95x (x-accel) and >= 0.9x (workers); 64 clients >= 0.9x
 (x-accel) and >= 0.75x (workers). Exit status 1 if a target is missed.
 """
@@ -164,14 +165,15 @@ def start_mlwarden(store: Path, *args: str) -> tuple[subprocess.Popen[bytes], in
     return proc, port
 
 
-def measure(names: list[str], run: Callable[[str], float], repeat: int) -> dict[str, float]:
-    """Median per configuration, measured in rotating order."""
+def measure(names: list[str], run: Callable[[str], float],
+            repeat: int) -> dict[str, list[float]]:
+    """Every round's MB/s per configuration, measured in rotating order."""
     got: dict[str, list[float]] = {n: [] for n in names}
     for i in range(repeat):
         order = names[i % len(names):] + names[:i % len(names)]
         for n in order:
             got[n].append(run(n))
-    return {n: statistics.median(v) for n, v in got.items()}
+    return got
 
 
 def main() -> None:
@@ -234,18 +236,22 @@ def main() -> None:
                        max(3, args.repeat // 2))
         rows = [("single", f"single {args.size_mib} MiB download", one),
                 ("concurrent", f"{args.clients} clients x {args.concurrent_size_mib} MiB", many)]
-        print(f"\n{'benchmark':30} {'config':8} {'MB/s':>8} {'x nginx':>8} {'target':>8}")
+        print(f"\n{'benchmark':30} {'config':8} {'best MB/s':>10} {'x nginx':>8} "
+              f"{'median':>8} {'x nginx':>8}  target (best)")
         ok = True
-        report: dict[str, dict[str, float]] = {}
+        report: dict[str, dict[str, list[float]]] = {}
         for key, label, res in rows:
             report[key] = res
+            best = {n: max(v) for n, v in res.items()}
+            med = {n: statistics.median(v) for n, v in res.items()}
             for n in names:
-                ratio = res[n] / res["nginx"]
+                ratio = best[n] / best["nginx"]
                 target = TARGETS.get((key, n))
                 mark = "" if target is None else (f">= {target}" +
                                                   (" ok" if ratio >= target else " MISS"))
                 ok = ok and (target is None or ratio >= target)
-                print(f"{label:30} {n:8} {res[n]:8.0f} {ratio:8.2f} {mark:>8}")
+                print(f"{label:30} {n:8} {best[n]:10.0f} {ratio:8.2f} {med[n]:8.0f} "
+                      f"{med[n] / med['nginx']:8.2f}  {mark}")
         load = os.getloadavg()
         print(f"\nload average during the run: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} "
               f"on {os.cpu_count()} cores (a shared machine makes every figure noisy)")

@@ -14,12 +14,14 @@ The same poller checks the blob backend, which is what ``/readyz`` reports.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -37,6 +39,14 @@ class Readiness:
     database: str
     blobs: str
     draining: bool
+
+
+_CACHED_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar("mlwarden_cached_only",
+                                                                  default=False)
+
+
+class CacheMiss(Exception):
+    """Raised in ``cached_only()`` mode where an answer would need the database."""
 
 
 class _Raise:
@@ -76,7 +86,8 @@ class AccessView:
     # ------------------------------------------------------------------ polling
 
     def start(self) -> None:
-        self.poll_once()
+        """Poll in the background from now on (the first poll at once); until it has
+        answered, requests read the database directly."""
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="mlwarden-access",
                                             daemon=True)
@@ -89,7 +100,9 @@ class AccessView:
             self._thread = None
 
     def _run(self) -> None:
-        while not self._stop.wait(self.poll_interval):
+        wait = 0.0
+        while not self._stop.wait(wait):
+            wait = self.poll_interval
             try:
                 self.poll_once()
             except Exception as exc:  # the poller must outlive any surprise
@@ -132,8 +145,27 @@ class AccessView:
         return self.cache_enabled and \
             time.monotonic() - self._polled_at <= self.max_staleness
 
+    @contextlib.contextmanager
+    def cached_only(self) -> Iterator[None]:
+        """Answer from the cache or raise CacheMiss: lets the event loop answer a request
+        itself, without a thread, whenever no database read is needed."""
+        token = _CACHED_ONLY.set(True)
+        try:
+            yield
+        finally:
+            _CACHED_ONLY.reset(token)
+
+    @staticmethod
+    def needs_thread() -> None:
+        """Call before work that may block (network, credential refresh): in
+        ``cached_only()`` mode it sends the request to a worker thread."""
+        if _CACHED_ONLY.get():
+            raise CacheMiss()
+
     def _get(self, key: tuple[Any, ...], load: Callable[[], T]) -> T:
         if not self._fresh():
+            if _CACHED_ONLY.get():
+                raise CacheMiss()
             return load()
         with self._lock:
             epoch = self._epoch
@@ -142,6 +174,8 @@ class AccessView:
             if isinstance(hit, _Raise):
                 raise hit.exc
             return hit  # type: ignore[no-any-return]
+        if _CACHED_ONLY.get():
+            raise CacheMiss()
         try:
             value: Any = load()
         except StoreError as exc:
@@ -187,6 +221,8 @@ class AccessView:
             hit = self._files.get(key)
         if hit is not None:
             return hit
+        if _CACHED_ONLY.get():
+            raise CacheMiss()
         table = {f.path: f for f in self.store.files(repo, cid)}
         if table:  # a commit's file table never changes once it exists
             with self._lock:

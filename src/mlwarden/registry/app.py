@@ -24,7 +24,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mlwarden.registry.access import AccessView
+from mlwarden.registry.access import AccessView, CacheMiss
 from mlwarden.registry.audit import AuditWriter
 from mlwarden.registry.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from mlwarden.registry.metrics import Metrics
@@ -337,7 +337,9 @@ class Registry:
             headers["X-Linked-Size"] = str(f.size)
         s = self.settings
         blobs = self.store.blobs
-        if f.lfs and s.redirect_min_size is not None and f.size >= s.redirect_min_size:
+        if f.lfs and s.redirect_min_size is not None and f.size >= s.redirect_min_size \
+                and blobs.local_path(f.sha256) is None:
+            self.view.needs_thread()  # presigning may refresh credentials over the network
             url = blobs.presign(f.sha256, s.presign_ttl, filename=filename)
             if url is not None:
                 # The Hub's CDN redirect: the client reads X-Linked-* from this answer and
@@ -494,8 +496,8 @@ def create_app(store: Store, settings: Settings | None = None,
 
                 resp = await anyio.to_thread.run_sync(run_paths)
             else:
-                resp = await anyio.to_thread.run_sync(
-                    _route_api, reg, authz, repo, rest, query, request, call)
+                resp = await _inline_or_thread(
+                    view, lambda: _route_api(reg, authz, repo, rest, query, request, call), call)
             reg.record(_entry(call, resp.status_code, 0))
             return resp
         if len(segs) >= 5 and segs[2] == "resolve" and method in ("GET", "HEAD"):
@@ -509,13 +511,13 @@ def create_app(store: Store, settings: Settings | None = None,
                                    range_header, call)
 
             # File responses audit themselves once the bytes are out (or handed off).
-            return await anyio.to_thread.run_sync(run_resolve)
+            return await _inline_or_thread(view, run_resolve, call)
         raise HubError(404, None, "not found", audit="not-found")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         writer.start()
-        await anyio.to_thread.run_sync(view.start)
+        view.start()
         try:
             yield
         finally:
@@ -533,6 +535,20 @@ def create_app(store: Store, settings: Settings | None = None,
     if settings.forwarded_allow_ips is not None:
         guarded = TrustedProxies(guarded, settings.forwarded_allow_ips)
     return guarded
+
+
+async def _inline_or_thread(view: AccessView, work: Callable[[], Response],
+                            call: Call) -> Response:
+    """Run ``work`` on the event loop when every answer it needs is cached (most
+    requests: no database read, no thread handoff); otherwise in a worker thread. The
+    lookups come before any effect, so a miss simply starts over in the thread."""
+    noted = len(call.notes)
+    try:
+        with view.cached_only():
+            return work()
+    except CacheMiss:
+        del call.notes[noted:]  # the thread run notes them again
+        return await anyio.to_thread.run_sync(work)
 
 
 def _operations(what: str, view: AccessView, metrics: Metrics | None) -> Response:
