@@ -72,6 +72,10 @@ def _read_full(reader: Readable, n: int) -> bytes:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+class _Vanished(BlobError):
+    """Deduplicated against a blob that gc removed before this write leased it."""
+
+
 class _Body:
     """A GetObject body as a BlobReader."""
 
@@ -206,7 +210,10 @@ class S3Blobs:
             digest = self._drain(reader, h, len(first), tap)  # already stored: check only
             verify_digest(digest, expected_sha256, expected_size)
             if on_verified is not None:
-                on_verified(digest)
+                on_verified(digest)  # leased now: gc keeps it from here on
+            if not self.exists(expected_sha256):  # gc took it before the lease
+                raise _Vanished(f"blob {expected_sha256} was removed while it was "
+                                "being stored again; store it once more")
             return digest
         target = self.key(expected_sha256) if expected_sha256 else \
             self._k(f".uploads/{uuid.uuid4().hex}")
@@ -316,12 +323,18 @@ class S3Blobs:
     def put_file(self, path: Path, *, move: bool = False, known: Digest | None = None,
                  on_verified: OnVerified | None = None) -> Digest:
         try:
-            with open(path, "rb") as fh:
-                size = os.fstat(fh.fileno()).st_size
-                digest = self.put_stream(
-                    fh, expected_sha256=known.sha256 if known else None,
-                    expected_size=size if known is None else known.size,
-                    on_verified=on_verified)
+            for attempt in (1, 2):
+                with open(path, "rb") as fh:
+                    size = os.fstat(fh.fileno()).st_size
+                    try:
+                        digest = self.put_stream(
+                            fh, expected_sha256=known.sha256 if known else None,
+                            expected_size=size if known is None else known.size,
+                            on_verified=on_verified)
+                        break
+                    except _Vanished:
+                        if attempt == 2:
+                            raise
             if move:
                 os.unlink(path)
         except OSError as exc:
