@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlwarden.scan.source import Source
-from mlwarden.scan.sources.ranges import BLOCK, FetchStats, RemoteBlob
+from mlwarden.scan.sources.ranges import BLOCK, FetchStats, ReadLog, RemoteBlob
 
 
 class RemoteInputError(Exception):
@@ -95,6 +95,11 @@ class RemoteTree:
 
     def by_path(self) -> dict[str, RemoteFile]:
         return {f.path: f for f in self.files}
+
+    def read_logs(self) -> dict[str, ReadLog]:
+        """Relative path -> the ranges read so far, for every file opened."""
+        with self._lock:
+            return {p: b.log for p, b in self._blobs.items()}
 
     def release(self) -> None:
         with self._lock:

@@ -102,10 +102,10 @@ class _Fetcher:
             if status == 429 or status >= 500:
                 raise RetryableStatus(status, parse_retry_after(hdrs.get("retry-after")),
                                       f"HTTP {status} from {url}")
+            got = hdrs.get("x-repo-commit")
+            if got and got != self.commit and status in (200, 206):
+                raise RemoteReadError(f"X-Repo-Commit is {got}, expected {self.commit}")
             if status == 206:
-                got = hdrs.get("x-repo-commit")
-                if got and got != self.commit:
-                    raise RemoteReadError(f"X-Repo-Commit is {got}, expected {self.commit}")
                 return body
             if status == 200 and start == 0:
                 return body  # Range ignored: _request stopped after the bytes asked for
@@ -148,7 +148,7 @@ def _read_at_most(chunks: Any, want: int) -> bytes:
 
 
 def open_tree(arg: str) -> RemoteTree:
-    from huggingface_hub import HfApi, HfFileSystem
+    from huggingface_hub import HfApi
     from huggingface_hub.hf_api import RepoFile
 
     repo_type, repo_id, revision, subpath = parse(arg)
@@ -194,10 +194,23 @@ def open_tree(arg: str) -> RemoteTree:
     if subpath and not files:
         raise RemoteInputError(f"{arg}: {subpath} is not in {repo_id}@{commit[:12]}")
     prefix = {"model": "", "dataset": "datasets/", "space": "spaces/"}[repo_type]
-    fs = HfFileSystem()  # shared by every file of this tree
+    return make_tree(arg, repo_type, repo_id, commit, list(files.values()), endpoint,
+                     api._build_hf_headers(), display_root=f"hf://{prefix}{repo_id}@{commit}",
+                     revision=revision or "main", whole=whole)
+
+
+def make_tree(given: str, repo_type: str, repo_id: str, commit: str, files: list[RemoteFile],
+              endpoint: str, auth: dict[str, str], display_root: str,
+              revision: str | None = None, whole: bool = True) -> RemoteTree:
+    """A tree over files already listed (the airlock lists them itself). ``auth`` holds the
+    headers sent to the endpoint's own origin (empty: anonymous)."""
+    from huggingface_hub import HfFileSystem
+
+    polite = endpoint_of(endpoint)
+    prefix = {"model": "", "dataset": "datasets/", "space": "spaces/"}[repo_type]
+    fs = HfFileSystem(endpoint=endpoint, token=False)  # shared by every file of this tree
     with contextlib.suppress(AttributeError, TypeError):  # private; saves one request
         fs._repo_and_revision_exists_cache[(repo_type, repo_id, commit)] = (True, None)
-    auth = api._build_hf_headers()
 
     def opener(f: RemoteFile, cache_options: dict[str, Any]) -> Any:
         from huggingface_hub import hf_hub_url
@@ -208,10 +221,9 @@ def open_tree(arg: str) -> RemoteTree:
                         _Fetcher(url, auth, polite, commit), cache_options)
 
     return RemoteTree(
-        kind="hf", given=arg, display_root=f"hf://{prefix}{repo_id}@{commit}",
-        endpoint=polite, files=tuple(sorted(files.values(), key=lambda f: f.path)),
-        opener=opener, repo_id=repo_id, revision=revision or "main", commit=commit,
-        whole_repository=whole)
+        kind="hf", given=given, display_root=display_root, endpoint=polite,
+        files=tuple(sorted(files, key=lambda f: f.path)), opener=opener, repo_id=repo_id,
+        revision=revision, commit=commit, whole_repository=whole)
 
 
 def _hf_file(fs: Any, path: str, commit: str, size: int, fetcher: _Fetcher,

@@ -114,10 +114,11 @@ def describe(done: TreeScan) -> dict[str, object]:
 def scan_tree(tree: RemoteTree, options: ScanOptions | None = None, *,
               cache: VerdictStore | None = None, trust: Iterable[str] | None = None,
               progress: Callable[[int, int], None] | None = None,
-              threads: int = 0) -> TreeScan:
+              threads: int = 0, record: bool = True) -> TreeScan:
     """Scan every file of ``tree``; repository checks run when the tree is a whole
     repository. ``trust`` lists the cache origins whose entries are accepted (default:
-    verified entries and those recorded from this very endpoint)."""
+    verified entries and those recorded from this very endpoint). ``record=False`` leaves
+    the cache unwritten (the airlock writes verified entries once it has the bytes)."""
     options = options or ScanOptions()
     started = time.perf_counter()
     trust = tuple(trust) if trust is not None else ("verified", tree.endpoint)
@@ -128,8 +129,9 @@ def scan_tree(tree: RemoteTree, options: ScanOptions | None = None, *,
     todo: list[RemoteFile] = []
     for f in files:
         got = None
-        if cache is not None and f.sha256 is not None:
-            got = cache.get(f.sha256, f.path, tree.display(f), trust)
+        key = cache_key(f)
+        if cache is not None and key is not None:
+            got = cache.get(key, f.path, tree.display(f), trust)
         if got is None:
             todo.append(f)
         else:
@@ -149,10 +151,9 @@ def scan_tree(tree: RemoteTree, options: ScanOptions | None = None, *,
                                 thread_name_prefix="remote-scan") as pool:
             for f, res in pool.map(one, todo):
                 by_path[f.path] = res
-                if cache is not None and res[0].sha256 is not None \
-                        and not _read_failed(res):
-                    origin = "verified" if res[0].sha256_source == "computed" else tree.endpoint
-                    cache.put(res[0].sha256, f.path, tree.display(f), res, origin)
+                if record and cache is not None and not _read_failed(res):
+                    for k, origin in _cache_entries(tree, f, res[0]):
+                        cache.put(k, f.path, tree.display(f), res, origin)
                 done += 1
                 if progress:
                     progress(done, total)
@@ -160,13 +161,44 @@ def scan_tree(tree: RemoteTree, options: ScanOptions | None = None, *,
     if tree.whole_repository:
         results = repository_checks([RepositoryRoot(_nowhere(), tree.display_root, tree)],
                                     results)
-    logs = {f.path: tree.blob(f).log for f in todo}
+    logs = tree.read_logs()
     return TreeScan(tree, tuple(results), frozenset(cached), logs, tree.stats.bytes_read,
                     tree.stats.requests, time.perf_counter() - started)
 
 
 def _nowhere() -> Path:
     return Path(os.devnull)  # remote trees have no local root; checks read through the tree
+
+
+def cache_key(f: RemoteFile) -> str | None:
+    """What the cache knows a remote file by before reading it: the published sha256, or
+    for a non-LFS Hub file its git blob sha1."""
+    if f.sha256 is not None:
+        return f.sha256
+    return f"git-{f.git_oid}" if f.git_oid else None
+
+
+def _cache_entries(tree: RemoteTree, f: RemoteFile, own: FileResult) -> list[tuple[str, str]]:
+    """(key, origin) pairs to record a scanned file under. A digest computed here from
+    the whole content is verified; one only published by the endpoint is trusted as far
+    as that endpoint is."""
+    out: list[tuple[str, str]] = []
+    if own.sha256 is not None:
+        out.append((own.sha256, "verified" if own.sha256_source == "computed"
+                    else tree.endpoint))
+    if f.sha256 is None and f.git_oid:
+        whole = tree.blob(f).cache.whole()
+        if whole is not None and git_blob_sha1(whole) == f.git_oid:
+            out.append((f"git-{f.git_oid}", "verified"))
+        elif whole is None:
+            out.append((f"git-{f.git_oid}", tree.endpoint))
+    return out
+
+
+def git_blob_sha1(data: bytes) -> str:
+    h = hashlib.sha1(b"blob %d\x00" % len(data), usedforsecurity=False)
+    h.update(data)
+    return h.hexdigest()
 
 
 def _read_failed(results: list[FileResult]) -> bool:
