@@ -14,12 +14,13 @@ def is_remote(arg: str) -> bool:
     return arg.startswith(SCHEMES)
 
 
-def open_remote(arg: str) -> RemoteTree:
-    """Resolve a remote argument to its tree of files (metadata only; no content read)."""
+def open_remote(arg: str, endpoint: str | None = None) -> RemoteTree:
+    """Resolve a remote argument to its tree of files (metadata only; no content read).
+    ``endpoint`` overrides huggingface_hub's endpoint for hf:// (a registry's URL)."""
     if arg.startswith("hf://"):
         from mlwarden.scan.sources import hf
 
-        return hf.open_tree(arg)
+        return hf.open_tree(arg, endpoint)
     if arg.startswith(("s3://", "gs://")):
         from mlwarden.scan.sources import objects
 

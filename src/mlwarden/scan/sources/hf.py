@@ -147,12 +147,12 @@ def _read_at_most(chunks: Any, want: int) -> bytes:
     return bytes(buf[:want]) if len(buf) > want else bytes(buf)
 
 
-def open_tree(arg: str) -> RemoteTree:
+def open_tree(arg: str, endpoint: str | None = None) -> RemoteTree:
     from huggingface_hub import HfApi
     from huggingface_hub.hf_api import RepoFile
 
     repo_type, repo_id, revision, subpath = parse(arg)
-    api = HfApi()  # endpoint and token exactly as huggingface_hub resolves them
+    api = HfApi(endpoint=endpoint)  # endpoint, token: as huggingface_hub resolves them
     endpoint = str(api.endpoint).rstrip("/")
     polite = endpoint_of(endpoint)
     try:
