@@ -9,6 +9,7 @@ repository is recorded twice. Work lost with a killed worker is simply submitted
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
@@ -21,7 +22,7 @@ from mlwarden.fleet.sinks import Sink
 from mlwarden.fleet.worker import RepoOutcome, RetryRepo, WorkerConfig, _failed
 from mlwarden.scan.sources.polite import Politeness
 
-BATCH = 50  # repositories per sink write
+BATCH = 50  # repositories per sink write (MLWARDEN_FLEET_BATCH overrides)
 BATCH_SECONDS = 2.0  # ... or sooner, so little is lost to a kill
 
 
@@ -103,6 +104,7 @@ def run_fleet(tasks: Iterable[RepoTask], sink: Sink, options: FleetOptions,
     inflight: dict[object, tuple[RepoTask, int]] = {}
     buffer: list[RepoOutcome] = []
     last_flush = time.monotonic()
+    batch = int(os.environ.get("MLWARDEN_FLEET_BATCH", "") or BATCH)
 
     def flush() -> None:
         nonlocal last_flush
@@ -142,7 +144,7 @@ def run_fleet(tasks: Iterable[RepoTask], sink: Sink, options: FleetOptions,
                             "attempts": attempt}
                     buffer.append(_failed(base, f"failed {attempt} times; last: {reason}",
                                           time.time()))
-            if len(buffer) >= BATCH or time.monotonic() - last_flush > BATCH_SECONDS:
+            if len(buffer) >= batch or time.monotonic() - last_flush > BATCH_SECONDS:
                 flush()
             elif on_progress and not buffer:
                 on_progress(stats)

@@ -27,7 +27,7 @@ REPO_COLUMNS: dict[str, str] = {
     "finished_at": "float64", "verdicts": "string"}
 FILE_COLUMNS: dict[str, str] = {
     "repo": "string", "path": "string", "format": "string", "verdict": "string",
-    "size": "int64", "sha256": "string", "sha256_source": "string", "cached": "bool",
+    "size": "int64", "sha256": "string", "sha256_source": "string", "cached": "bool_",
     "rules": "string"}
 
 
@@ -134,7 +134,7 @@ def read_parquet(root: Path) -> tuple[Any, Any]:
 # ------------------------------------------------------------------------ PostgreSQL
 
 _PG_TYPES = {"string": "TEXT", "int64": "BIGINT", "float64": "DOUBLE PRECISION",
-             "bool": "BOOLEAN"}
+             "bool_": "BOOLEAN"}
 
 
 class PostgresSink:

@@ -10,6 +10,8 @@ repository checks; it returns plain rows. A repository whose reads fail is raise
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -65,6 +67,7 @@ def scan_repo(task: Any, attempt: int, final: bool, cfg: WorkerConfig) -> RepoOu
     from mlwarden.scan.sources.scanning import scan_tree
 
     started = time.time()
+    _test_kill_hook()
     cache = _setup(cfg)
     base = {"repo": task.key, "url": task.url, "endpoint": task.endpoint, "attempts": attempt}
     try:
@@ -87,6 +90,20 @@ def scan_repo(task: Any, attempt: int, final: bool, cfg: WorkerConfig) -> RepoOu
     if read_errors and not final:
         raise RetryRepo(f"read errors in {len(read_errors)} file(s), e.g. {read_errors[0]}")
     return _rows(base, done, started, read_errors)
+
+
+def _test_kill_hook() -> None:
+    """Test-only: ``MLWARDEN_TEST_KILL_WORKER=<marker file>`` makes the first job that sees
+    no marker create it and SIGKILL its own worker, as an operator or the OOM killer would."""
+    marker = os.environ.get("MLWARDEN_TEST_KILL_WORKER")
+    if not marker:
+        return
+    try:
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return
+    os.close(fd)
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _failed(base: dict[str, Any], reason: str, started: float) -> RepoOutcome:

@@ -135,7 +135,10 @@ def scan_tree(tree: RemoteTree, options: ScanOptions | None = None, *,
         if got is None:
             todo.append(f)
         else:
-            got[0] = replace(got[0], sha256=f.sha256, sha256_source=f.sha256_source)
+            if f.sha256 is not None:
+                got[0] = replace(got[0], sha256=f.sha256, sha256_source=f.sha256_source)
+            elif got[0].sha256 is not None:  # hashed whole when cached, found by git oid
+                got[0] = replace(got[0], sha256_source="verdict-cache")
             by_path[f.path] = got
             cached.add(f.path)
     done = len(cached)
