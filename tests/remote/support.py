@@ -16,7 +16,7 @@ def publish(store: Store, local_dir: Path, repo: str, branch: str = "main",
     tests serve hostile content on purpose); returns the commit id."""
     files = sorted(p for p in local_dir.rglob("*") if p.is_file())
     entries: list[FileEntry] = []
-    with store.staging() as stage:
+    with store.staging() as stage, store.ingest() as session:
         for p in files:
             rel = p.relative_to(local_dir).as_posix()
             dest = stage / rel
@@ -25,8 +25,8 @@ def publish(store: Store, local_dir: Path, repo: str, branch: str = "main",
                 digest = copy_and_hash(src, out, rel)
                 out.flush()
                 os.fsync(out.fileno())
-            d = store.blobs.ingest_move(dest, rel, known=digest)
+            d = session.put_file(dest, rel, move=True, known=digest)
             entries.append(FileEntry(rel, d.sha256, d.size, d.lfs, d.git_oid))
         commit = store.commit_files(entries, repo, branch=branch, message=f"test {repo}",
-                                    author="tests", tags=tags, approve=True)
+                                    author="tests", tags=tags, approve=True, session=session)
     return commit.id

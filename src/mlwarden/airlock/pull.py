@@ -61,7 +61,6 @@ from mlwarden.scancache import (
 from mlwarden.store import Commit, ConflictError, FileEntry, Store, StoreError
 from mlwarden.store.hashing import FileDigest
 from mlwarden.util.actor import default_actor
-from mlwarden.util.fs import file_lock
 
 if TYPE_CHECKING:
     from mlwarden.scan.sources.scanning import TreeScan
@@ -212,7 +211,7 @@ def pull(opts: PullOptions, store: Store, policy: Policy, cache: ScanCache | Non
         return PullResult(resolved, rows, first, _pre_report(pre), None, code,
                           cached_files=len(pre.cached),
                           notes=("blocked by the remote pre-scan; nothing was downloaded",))
-    with quarantine(store.blobs.tmp) as qdir:
+    with quarantine(store.tmp) as qdir:
         downloaded = _download_all(up, resolved, remote, qdir, opts.workers, bar_class, on_file)
         checkpoint("download")
         if unread:  # the pre-scan could not read some bytes: scan the download itself
@@ -347,12 +346,12 @@ def _promote(store: Store, opts: PullOptions, resolved: Resolved, downloaded: li
     tags = (resolved.ref,) if resolved.ref_kind == "tag" and resolved.ref else ()
     message = f"mlwarden pull {resolved.repo_id}@{resolved.revision} from " \
               f"{opts.endpoint or DEFAULT_ENDPOINT}"
-    lock = store.blobs.tmp / f"pull-{resolved.repo_id.replace('/', '--')}.lock"
-    with file_lock(lock):  # one promotion per repository at a time
+    # One promotion per repository at a time, on every host sharing the store.
+    with store.lock(f"promote:{resolved.repo_id}"), store.ingest() as session:
         entries: list[FileEntry] = []
         for d in downloaded:
             digest = FileDigest(d.sha256, d.size, d.remote.lfs, d.git_oid)
-            got = store.blobs.ingest_move(d.local, d.remote.path, known=digest)
+            got = session.put_file(d.local, d.remote.path, move=True, known=digest)
             entries.append(FileEntry(d.remote.path, got.sha256, got.size, d.remote.lfs,
                                      d.git_oid))
         checkpoint("ingest")
@@ -361,7 +360,8 @@ def _promote(store: Store, opts: PullOptions, resolved: Resolved, downloaded: li
                 entries, resolved.repo_id, branch=branch, message=message, author=actor,
                 tags=tags, approve=False, commit_id=resolved.commit,
                 scan_verdict=report.verdict.value,
-                scan_summary={"policy": result.policy_source, **report.summary()})
+                scan_summary={"policy": result.policy_source, **report.summary()},
+                session=session)
         except ConflictError as exc:
             raise UpstreamRejected(R.COMMIT_MISMATCH, f"commit {resolved.commit} is already "
                                    f"in the store with other content: {exc}") from None
