@@ -54,14 +54,15 @@ UNSCANNABLE_TARGET = 3.0  # percent
 
 # Files no data loader reads: code (the remote-code analyser's business), build and packaging
 # files, documentation, native libraries.
-CODE_EXT = frozenset("""
+_CODE_WORDS = """
 py pyi pyx pxd pxi pyc pyo c h cc cpp cxx hpp hh hxx cu cuh f f90 f95 for inc java js mjs ts
 tsx jsx css scss html htm xhtml rs go swift kt scala rb pl pm php lua r jl m mm sh bash zsh
 bat cmd ps1 cmake mk am ac m4 in cfg toml ini rst md markdown tex bib pdf ipynb sty cls
 so pyd dll dylib a lib o obj exe def map pc typed spec lock vcxproj sln filters plist
 gitignore gitattributes gitmodules editorconfig clang-format flake8 coveragerc pylintrc
 yml-dist ts d.ts jar class war
-""".split())
+"""
+CODE_EXT = frozenset(_CODE_WORDS.split())
 DOC_NAMES = frozenset({
     "license", "licence", "copying", "readme", "changes", "changelog", "history", "news",
     "authors", "contributors", "notice", "manifest", "makefile", "dockerfile", "pkg-info",
