@@ -6,6 +6,8 @@ import io
 import re
 import struct
 
+from mlwarden.scan.formats import inert_formats
+
 HEAD_BYTES = 8192
 
 # Format names used in reports and in the reader table.
@@ -31,6 +33,8 @@ IMAGE = "image"
 MSGPACK = "msgpack"
 TFLITE = "tflite"
 TEXT = "text"
+WORD2VEC = "word2vec"
+JOBLIB_ZFILE = "joblib-zfile"
 UNKNOWN = "unknown"
 
 _SIMPLE_MAGIC: list[tuple[int, bytes, str]] = [
@@ -81,6 +85,8 @@ def sniff(head: bytes, size: int) -> str:
             return fmt
     # A safetensors header length of 128..133 bytes starts with 0x80 0x00 like a PROTO
     # opcode; the engine still checks such files as pickles (looks_like_proto_pickle).
+    if head[:2] == b"ZF" and zfile_length(head) is not None:
+        return JOBLIB_ZFILE
     if _is_safetensors(head, size):
         return SAFETENSORS
     if looks_like_proto_pickle(head):
@@ -100,6 +106,13 @@ def sniff(head: bytes, size: int) -> str:
         return NATIVE
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return IMAGE
+    if inert_formats.hdf5_user_block(head):
+        return HDF5  # MATLAB 7.3 files: HDF5 after a 512-byte user block
+    inert = inert_formats.identify(head, size)
+    if inert is not None:
+        return inert[0]
+    if inert_formats.word2vec_header(head) is not None and not _is_text(head):
+        return WORD2VEC
     # Small protobufs (ONNX, SavedModel) can be valid UTF-8; their tag bytes (0x08, 0x12,
     # 0x1a ...) are control characters that text does not contain.
     if _is_text(head) and not (_BINARY_CONTROLS.search(head) and _is_protobuf(head)):
@@ -109,6 +122,20 @@ def sniff(head: bytes, size: int) -> str:
     if _is_msgpack(head, size):
         return MSGPACK
     return UNKNOWN
+
+
+ZF_MAX_LEN = 19  # joblib's _MAX_LEN: len(hex(2**64))
+
+
+def zfile_length(head: bytes) -> int | None:
+    """The declared payload length when ``head`` starts an old joblib ``ZF`` file
+    (numpy_pickle_compat.read_zfile: ``int(header[2:21], 16)``)."""
+    if head[:2] != b"ZF" or len(head) < 2 + ZF_MAX_LEN:
+        return None
+    try:
+        return int(head[2:2 + ZF_MAX_LEN], 16)  # int() accepts the ljust padding
+    except ValueError:
+        return None
 
 
 def looks_like_proto_pickle(head: bytes) -> bool:
@@ -220,9 +247,10 @@ def _varint(buf: bytes, pos: int) -> tuple[int | None, int]:
 
 
 def _is_msgpack(head: bytes, size: int) -> bool:
-    """A msgpack map (Flax weights) whose first entries parse: one leading byte in the
-    map range is not enough, since random bytes start with one 1 time in 14."""
-    if not head or not (head[0] in (0xDE, 0xDF) or 0x80 <= head[0] <= 0x8F):
+    """A msgpack map (Flax weights) or array (wordfreq lists) whose first entries parse:
+    one leading byte in the container range is not enough, since random bytes start with
+    one 1 time in 8. The reader then walks the whole document."""
+    if not head or not (head[0] in (0xDC, 0xDD, 0xDE, 0xDF) or 0x80 <= head[0] <= 0x9F):
         return False
     budget = [64]
     try:
