@@ -82,7 +82,6 @@ def analyse(source: Source, ctx: ScanContext, head: bytes) -> None:
         return
     from mlwarden.scan.pickle import scan_pickle
 
-    shadow = ScanContext(display_path=ctx.display_path, limits=ctx.limits, depth=ctx.depth)
     unbounded = False
     with source.open() as fh:
         for limit in (PROBE, PREFIX):
@@ -93,7 +92,11 @@ def analyse(source: Source, ctx: ScanContext, head: bytes) -> None:
             shadow.scan_nested = ctx.scan_nested
             result = scan_pickle(prefix, shadow, stacked=True, max_pickles=5, joblib=True)
             whole = len(prefix) == source.size
-            if whole or not _ran_off(result.end, result.broken, shadow, len(prefix)):
+            going = _ran_off(result.end, result.broken, shadow, len(prefix))
+            if ctx.format in _INERT_READINGS and (result.count or (going and not whole)):
+                _judge_as_pickle(source, ctx)
+                return
+            if whole or not going:
                 break
         else:
             unbounded = True
@@ -101,14 +104,6 @@ def analyse(source: Source, ctx: ScanContext, head: bytes) -> None:
                         for f in shadow.findings):
         ctx.report(SHADOW_LIMIT, f"read as a pickle, the first {PREFIX >> 20} MiB run without "
                    "stopping or breaking")
-    if result.count and ctx.format in _INERT_READINGS:
-        # A complete pickle from offset 0 that the sniffer took for text: it is a pickle
-        # (pickletools rejects some streams CPython accepts), judged as one.
-        ctx.format = "pickle"
-        ctx.findings[:] = [f for f in ctx.findings if f.rule != "not-analysed"]
-        ctx.findings.extend(shadow.findings)
-        ctx.members.extend(shadow.members)
-        return
     if not result.globals:
         return
     found = [f for f in shadow.findings if f.verdict is not Verdict.CLEAN
@@ -122,6 +117,23 @@ def analyse(source: Source, ctx: ScanContext, head: bytes) -> None:
     else:
         ctx.report(PICKLE_READING, f"read as a pickle from offset 0 it references {names} "
                    "and breaks without calling anything")
+
+
+def _judge_as_pickle(source: Source, ctx: ScanContext) -> None:
+    """Text (or unknown bytes) whose pickle reading completes a pickle, or is still going
+    after the probe: it is a pickle (protocol 0 is text; pickletools rejects streams that
+    CPython loads), analysed by the pickle file reader."""
+    from mlwarden.scan.readers.pickle_file import read_pickle_file
+
+    sub = ScanContext(display_path=ctx.display_path, limits=ctx.limits, depth=ctx.depth)
+    sub.scan_nested = ctx.scan_nested
+    sub.format = "pickle"
+    read_pickle_file(source, sub)
+    ctx.format = sub.format
+    ctx.findings[:] = [f for f in ctx.findings if f.rule not in ("not-analysed",
+                                                                 "unknown-format")]
+    ctx.findings.extend(sub.findings)
+    ctx.members.extend(sub.members)
 
 
 def _ran_off(end: int | None, broken: bool, shadow: ScanContext, size: int) -> bool:

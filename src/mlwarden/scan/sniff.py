@@ -93,10 +93,12 @@ def sniff(head: bytes, size: int) -> str:
         return PICKLE
     if head[:3] == b"BZh" and head[3:4].isdigit():
         return BZ2
-    # '(' and 'X' can also open a zlib header; a pickle that parses to STOP wins.
-    if head[0] in _P0_START and _looks_like_old_pickle(head, size):
+    # '(' and 'X' can also open a zlib header; a pickle that parses to STOP wins. Text
+    # heads are left to the text reader: every text file is also read as a pickle from
+    # offset 0 (scan/shadow.py) and judged as one when that reading is a pickle.
+    if head[0] in _P0_START and not _is_text(head) and _looks_like_old_pickle(head, size):
         return PICKLE
-    if _is_zlib(head):
+    if _is_zlib(head) and (not _is_text(head) or _inflates(head)):
         return ZLIB
     if head[:3] == b"\x5d\x00\x00":
         return LZMA
@@ -148,6 +150,18 @@ def _is_zlib(head: bytes) -> bool:
         return False
     cmf, flg = head[0], head[1]
     return cmf & 0x0F == 8 and cmf >> 4 <= 7 and (cmf * 256 + flg) % 31 == 0 and not flg & 0x20
+
+
+def _inflates(head: bytes) -> bool:
+    """Text that also has a zlib header (protocol 0 pickles start with '(' or 'X'):
+    a zlib stream only if its start really inflates."""
+    import zlib
+
+    try:
+        zlib.decompressobj().decompress(head[:4096], 1 << 16)
+    except zlib.error:
+        return False
+    return True
 
 
 def _is_pe(head: bytes) -> bool:
