@@ -123,6 +123,8 @@ def sniff(head: bytes, size: int) -> str:
         return PROTOBUF
     if _is_msgpack(head, size):
         return MSGPACK
+    if b"\x00" not in head and not _BINARY_CONTROLS.search(head):
+        return TEXT  # text in a legacy 8-bit encoding (cp1252, cp852 ...)
     return UNKNOWN
 
 
@@ -334,8 +336,9 @@ def _msgpack_skip(buf: bytes, pos: int, depth: int, budget: list[int]) -> int:
             if pos >= len(buf):
                 raise _Truncated
             key = buf[pos]
-            if not (0xA0 <= key <= 0xBF or key in (0xD9, 0xDA, 0xDB)):
-                raise ValueError("map key is not a string")
+            if not (0xA0 <= key <= 0xBF or key in (0xD9, 0xDA, 0xDB) or key <= 0x7F
+                    or key in (0xCC, 0xCD, 0xCE, 0xCF)):
+                raise ValueError("map key is not a string or an unsigned int")
             pos = _msgpack_skip(buf, pos, depth + 1, budget)
             pos = _msgpack_skip(buf, pos, depth + 1, budget)
         return pos

@@ -49,9 +49,8 @@ def _riff(head: bytes, size: int) -> tuple[str, str] | None:
     if not _RIFF_FORMS.match(form):
         return None
     (declared,) = struct.unpack_from(">I" if head[:4] == b"RIFX" else "<I", head, 4)
-    if head[:4] != b"RF64" and declared + 8 > size + 1:
-        return None  # claims more bytes than the file has
-    return "riff", f"RIFF container ({form.decode().strip()})"
+    cut = " truncated" if head[:4] != b"RF64" and declared + 8 > size else ""
+    return "riff", f"RIFF container ({form.decode().strip()}){cut}"
 
 
 def _matlab5(head: bytes, size: int) -> tuple[str, str] | None:
@@ -117,7 +116,7 @@ _HEAD_RECOGNISERS: list[Callable[[bytes, int], tuple[str, str] | None]] = [
 INERT_FORMATS = frozenset({
     "riff", "matlab", "matlab-v4", "idl-sav", "netcdf", "fasttext", "ggml", "word2vec",
     "paddle-params", "dicom", "fits", "audio", "sqlite", "parquet", "arrow", "ole2",
-    "crfsuite", "icc-profile", "stata",
+    "crfsuite", "icc-profile", "stata", "fortran-unformatted",
 })
 
 
@@ -191,7 +190,7 @@ def account(fmt: str, fh: BinaryIO, size: int) -> str:
 
 def try_headerless(fh: BinaryIO, size: int) -> tuple[str, str] | None:
     """Formats without a magic number, tried on content no head recogniser claimed."""
-    for fmt in ("paddle-params", "matlab-v4"):
+    for fmt in ("paddle-params", "matlab-v4", "fortran-unformatted"):
         try:
             return fmt, account(fmt, fh, size)
         except ValueError:
@@ -228,27 +227,31 @@ def _mat5(r: _Reader) -> str:
 _MAT4_SIZES = {0: 8, 1: 4, 2: 4, 3: 2, 4: 2, 5: 1}
 
 
-def _mat4_header(raw: bytes) -> tuple[int, int, int, int, int]:
-    """(mopt, rows, cols, imagf, namelen) in whichever byte order makes sense."""
-    for endian in ("<", ">"):
-        mopt, rows, cols, imagf, namelen = struct.unpack(endian + "iiiii", raw)
-        m, o, p, t = mopt // 1000, mopt // 100 % 10, mopt // 10 % 10, mopt % 10
-        if 0 <= mopt < 5000 and m <= 4 and o == 0 and p in _MAT4_SIZES and t <= 2 \
-                and imagf in (0, 1) and rows >= 0 and cols >= 0 and 1 < namelen <= 4096:
-            return mopt, rows, cols, imagf, namelen
-    raise _NotIt("no MATLAB v4 variable header")
-
-
 def _mat4(r: _Reader) -> str:
+    errors = []
+    for endian in ("<", ">"):
+        try:
+            return _mat4_walk(r, endian)
+        except _NotIt as exc:
+            errors.append(str(exc))
+    raise _NotIt(errors[0])
+
+
+def _mat4_walk(r: _Reader, endian: str) -> str:
+    """Variables back to back: five int32 (MOPT, rows, cols, imagf, name length), the
+    NUL-terminated name, then rows x cols elements (twice for complex)."""
     pos, count = 0, 0
     while pos < r.size:
-        mopt, rows, cols, imagf, namelen = _mat4_header(r.read(pos, 20))
+        mopt, rows, cols, imagf, namelen = struct.unpack(endian + "iiiii", r.read(pos, 20))
+        m, o, p, t = mopt // 1000, mopt // 100 % 10, mopt // 10 % 10, mopt % 10
+        if not (0 <= mopt < 5000 and m <= 4 and o == 0 and p in _MAT4_SIZES and t <= 2
+                and imagf in (0, 1) and rows >= 0 and cols >= 0 and 1 < namelen <= 4096):
+            raise _NotIt(f"no MATLAB v4 variable header at offset {pos}")
         name = r.read(pos + 20, namelen)
         if name[-1:] != b"\x00" or not name[:-1].isascii() or b"\x00" in name[:-1] \
                 or not name[:-1].strip():
             raise _NotIt("variable name is not a NUL-terminated ASCII string")
-        data = rows * cols * _MAT4_SIZES[mopt // 10 % 10] * (2 if imagf else 1)
-        pos += 20 + namelen + data
+        pos += 20 + namelen + rows * cols * _MAT4_SIZES[p] * (2 if imagf else 1)
         if pos > r.size:
             raise _NotIt("variable data runs past the end")
         count += 1
@@ -257,6 +260,29 @@ def _mat4(r: _Reader) -> str:
     if not count:
         raise _NotIt("empty")
     return f"MATLAB v4 MAT-file, {count} variable(s)"
+
+
+def _fortran(r: _Reader) -> str:
+    """Fortran sequential unformatted records (scipy.io.FortranFile): each record is its
+    length, its bytes and its length again, as 4- or 8-byte integers."""
+    errors = []
+    for width, code in ((4, "<I"), (8, "<Q"), (4, ">I"), (8, ">Q")):
+        pos, count = 0, 0
+        try:
+            while pos < r.size:
+                (n,) = struct.unpack(code, r.read(pos, width))
+                (m,) = struct.unpack(code, r.read(pos + width + n, width))
+                if n != m:
+                    raise _NotIt("record markers disagree")
+                pos += 2 * width + n
+                count += 1
+                if count > MAX_RECORDS:
+                    raise _NotIt("too many records")
+            if count:
+                return f"Fortran unformatted file, {count} record(s)"
+        except _NotIt as exc:
+            errors.append(str(exc))
+    raise _NotIt(errors[0] if errors else "empty")
 
 
 _IDL_RECTYPES = frozenset({0, 1, 2, 3, 6, 10, 12, 13, 14, 15, 16, 17, 19, 20})
@@ -435,6 +461,6 @@ def _mp_skip(r: _Reader, pos: int, count: list[int]) -> int:
 
 _WALKERS: dict[str, Callable[[_Reader], str]] = {
     "matlab": _mat5, "matlab-v4": _mat4, "idl-sav": _idl_walk, "paddle-params": _paddle,
-    "word2vec": _word2vec, "msgpack": _msgpack,
+    "word2vec": _word2vec, "msgpack": _msgpack, "fortran-unformatted": _fortran,
 }
 WALKED = frozenset(_WALKERS)
