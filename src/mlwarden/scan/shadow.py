@@ -21,6 +21,8 @@ breaking, without calling them, is an info finding.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from mlwarden.report.model import Finding, Severity, Verdict
 from mlwarden.report.rules import rule
 from mlwarden.scan.context import ScanContext
@@ -91,6 +93,10 @@ def analyse(source: Source, ctx: ScanContext, head: bytes) -> None:
                                  depth=ctx.depth)
             shadow.scan_nested = ctx.scan_nested
             result = scan_pickle(prefix, shadow, stacked=True, max_pickles=5, joblib=True)
+            if result.joblib_arrays:
+                # pickle.load reads the bytes joblib.load skips as opcodes: both readings.
+                plain = scan_pickle(prefix, shadow, stacked=True, max_pickles=5, joblib=False)
+                result = replace(result, globals=result.globals | plain.globals)
             whole = len(prefix) == source.size
             going = _ran_off(result.end, result.broken, shadow, len(prefix))
             if ctx.format in _INERT_READINGS and (result.count or (going and not whole)):

@@ -175,6 +175,10 @@ class _NotIt(Exception):
 
 
 MAX_RECORDS = 5_000_000
+# Formats guessed without a magic number walk at most this many records: content that
+# is not theirs must not cost seconds.
+MAX_GUESSED = 200_000
+MAX_OBJECTS = 4_000_000  # msgpack objects walked
 
 
 def account(fmt: str, fh: BinaryIO, size: int) -> str:
@@ -255,7 +259,7 @@ def _mat4_walk(r: _Reader, endian: str) -> str:
         if pos > r.size:
             raise _NotIt("variable data runs past the end")
         count += 1
-        if count > MAX_RECORDS:
+        if count > MAX_GUESSED:
             raise _NotIt("too many variables")
     if not count:
         raise _NotIt("empty")
@@ -272,11 +276,11 @@ def _fortran(r: _Reader) -> str:
             while pos < r.size:
                 (n,) = struct.unpack(code, r.read(pos, width))
                 (m,) = struct.unpack(code, r.read(pos + width + n, width))
-                if n != m:
-                    raise _NotIt("record markers disagree")
+                if n != m or n == 0:
+                    raise _NotIt("record markers disagree (or an empty record)")
                 pos += 2 * width + n
                 count += 1
-                if count > MAX_RECORDS:
+                if count > MAX_GUESSED:
                     raise _NotIt("too many records")
             if count:
                 return f"Fortran unformatted file, {count} record(s)"
@@ -337,7 +341,7 @@ def _paddle(r: _Reader) -> str:
         if pos > r.size:
             raise _NotIt("tensor data runs past the end")
         count += 1
-        if count > MAX_RECORDS:
+        if count > MAX_GUESSED:
             raise _NotIt("too many tensors")
     return f"PaddlePaddle parameters, {count} tensor(s)"
 
@@ -425,7 +429,7 @@ def _mp_skip(r: _Reader, pos: int, count: list[int]) -> int:
             continue
         todo[-1] -= 1
         count[0] += 1
-        if count[0] > 50 * MAX_RECORDS:
+        if count[0] > MAX_OBJECTS:
             raise _NotIt("too many msgpack objects")
         b = r.read(pos, 1)[0]
         pos += 1
