@@ -98,7 +98,7 @@ def sniff(head: bytes, size: int) -> str:
     # offset 0 (scan/shadow.py) and judged as one when that reading is a pickle.
     if head[0] in _P0_START and not _is_text(head) and _looks_like_old_pickle(head, size):
         return PICKLE
-    if _is_zlib(head) and (not _is_text(head) or _inflates(head)):
+    if _is_zlib(head) and _inflates(head):
         return ZLIB
     if head[:3] == b"\x5d\x00\x00":
         return LZMA
@@ -155,8 +155,8 @@ def _is_zlib(head: bytes) -> bool:
 
 
 def _inflates(head: bytes) -> bool:
-    """Text that also has a zlib header (protocol 0 pickles start with '(' or 'X'):
-    a zlib stream only if its start really inflates."""
+    """A zlib header is two bytes that text ('(', 'X') and protobuf (0x08 + a varint)
+    also start with: a zlib stream only if its start really inflates."""
     import zlib
 
     try:
