@@ -20,7 +20,7 @@ from mlwarden.report.model import Location, Severity, Verdict
 from mlwarden.report.rules import Rule, rule
 from mlwarden.scan.context import ScanContext
 from mlwarden.scan.formats.keras import analyze_keras_config
-from mlwarden.scan.formats.protowire import LEN, VARINT, Blob, Field
+from mlwarden.scan.formats.protowire import LEN, VARINT, Blob, Field, WireError
 
 TF_PYFUNC = rule(
     "tf-pyfunc-op",
@@ -188,7 +188,15 @@ _NETWORK_SCHEMES = ("grpc://", "http://", "https://", "gs://", "s3://", "hdfs://
 
 
 def classify(blob: Blob, top: list[Field]) -> str | None:
-    """"tf-savedmodel", "tf-graphdef", "keras-metadata" or None."""
+    """"tf-savedmodel", "tf-graphdef", "keras-metadata" or None (probing nested fields of
+    another message, such as an ONNX SequenceProto, may meet bytes that are no message)."""
+    try:
+        return _classify(blob, top)
+    except WireError:
+        return None
+
+
+def _classify(blob: Blob, top: list[Field]) -> str | None:
     numbers = {(f.number, f.wire) for f in top}
     if (2, LEN) in numbers and all(f.number in (1, 2) for f in top) and (
         (1, VARINT) in numbers or _has(blob, top, 2, {1, 2, 3, 4, 5, 6, 7})
