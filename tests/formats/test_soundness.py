@@ -185,6 +185,7 @@ def test_object_npy_with_python2_long_shape_is_analysed() -> None:
     payload = pickle.dumps(np.array([1, "x"], dtype=object), protocol=2)
     data = _npy("{'descr': '|O', 'fortran_order': False, 'shape': (2L,), }", payload)
     fmt, verdict, rules = _verdict(data, "a.npy")
+    assert verdict == "clean"
     assert fmt == "npy" and "npy-bad-header" not in rules and "npy-object-array" in rules
     evil = _npy("{'descr': '|O', 'fortran_order': False, 'shape': (1L,), }", PAYLOAD)
     assert _verdict(evil, "a.npy")[1] == "malicious"
