@@ -116,7 +116,7 @@ _HEAD_RECOGNISERS: list[Callable[[bytes, int], tuple[str, str] | None]] = [
 INERT_FORMATS = frozenset({
     "riff", "matlab", "matlab-v4", "idl-sav", "netcdf", "fasttext", "ggml", "word2vec",
     "paddle-params", "dicom", "fits", "audio", "sqlite", "parquet", "arrow", "ole2",
-    "crfsuite", "icc-profile", "stata", "fortran-unformatted",
+    "crfsuite", "icc-profile", "stata", "fortran-unformatted", "leveldb-table",
 })
 
 
@@ -192,8 +192,15 @@ def account(fmt: str, fh: BinaryIO, size: int) -> str:
         raise ValueError(f"{type(exc).__name__}: {exc}") from None
 
 
+_TABLE_MAGIC = struct.pack("<Q", 0xDB4775248B80FB57)  # LevelDB table footer (TF .index)
+
+
 def try_headerless(fh: BinaryIO, size: int) -> tuple[str, str] | None:
     """Formats without a magic number, tried on content no head recogniser claimed."""
+    if size >= 48:
+        fh.seek(size - 8)
+        if fh.read(8) == _TABLE_MAGIC:
+            return "leveldb-table", "LevelDB table (a TensorFlow checkpoint index)"
     for fmt in ("paddle-params", "matlab-v4", "fortran-unformatted"):
         try:
             return fmt, account(fmt, fh, size)
