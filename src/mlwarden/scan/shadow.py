@@ -21,6 +21,7 @@ breaking, without calling them, is an info finding.
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 from mlwarden.report.model import Finding, Severity, Verdict
@@ -39,6 +40,9 @@ _OPCODES = frozenset(b"(.0123FIJKLMNPQRSTUVXabcdeghijlopqrstu}])\x80\x81\x82\x83
 _ENDING = frozenset({"pickle-broken-stream", "pickle-trailing-data", "pickle-memo-anomaly",
                      "limit-exceeded"})
 _INERT_READINGS = frozenset({"text", "unknown"})
+# module.name as CPython's import system could resolve it; text that "imports" a CSV
+# header line completes a pickle by accident and stays text.
+_IDENTIFIERS = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
 _TRUNCATION_WORDS = ("truncated", "exhausted", "past the end")
 
 POLYGLOT_PICKLE = rule(
@@ -99,13 +103,14 @@ def analyse(source: Source, ctx: ScanContext, head: bytes) -> None:
                 result = replace(result, globals=result.globals | plain.globals)
             whole = len(prefix) == source.size
             going = _ran_off(result.end, result.broken, shadow, len(prefix))
-            if ctx.format in _INERT_READINGS and (result.count or (going and not whole)):
-                _judge_as_pickle(source, ctx)
-                return
             if whole or not going:
                 break
         else:
             unbounded = True
+    if ctx.format in _INERT_READINGS and (result.count or unbounded) \
+            and all(_IDENTIFIERS.fullmatch(g) for g in result.globals):
+        _judge_as_pickle(source, ctx)
+        return
     if unbounded or any(f.rule == "limit-exceeded" and not _is_truncation(f)
                         for f in shadow.findings):
         ctx.report(SHADOW_LIMIT, f"read as a pickle, the first {PREFIX >> 20} MiB run without "
