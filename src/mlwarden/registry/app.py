@@ -278,12 +278,16 @@ class Registry:
         call.action = "refs"
         repo = self.visible_repo(principal, repo_id, call)
         body: dict[str, Any] = {"branches": [], "converts": [], "tags": []}
+        prs: list[dict[str, Any]] = []
         for r in self.store.refs(repo.id):
+            if r.name.startswith("refs/pr/"):  # approved pull-request heads (write API)
+                prs.append({"name": r.name, "ref": r.name, "targetCommit": r.commit})
+                continue
             key, ns = ("branches", "heads") if r.kind == "branch" else ("tags", "tags")
             body[key].append({"name": r.name, "ref": f"refs/{ns}/{r.name}",
                               "targetCommit": r.commit})
         if query.get("include_prs", ["0"])[-1].lower() in ("1", "true"):
-            body["pullRequests"] = []
+            body["pullRequests"] = prs
         return JSONResponse(body)
 
     def resolve(self, principal: Principal, repo_id: str, revision: str, path: str,
@@ -368,7 +372,9 @@ def _parse_paths_body(body: bytes, content_type: str, settings: Settings) -> tup
 
 
 def create_app(store: Store, settings: Settings | None = None,
-               audit: AuditWriter | None = None) -> ASGIApp:
+               audit: AuditWriter | None = None, write: Any = None) -> ASGIApp:
+    """The registry: read API, plus the write API and review console (``mlwarden.registry.api``,
+    settings ``write``: a ``WriteSettings``, default on) in front of it."""
     settings = settings or Settings()
     writer = audit or AuditWriter(store)
     reg = Registry(store, settings, writer)
@@ -445,7 +451,10 @@ def create_app(store: Store, settings: Settings | None = None,
                     lifespan=lifespan)
     app.state.registry = reg
     app.state.audit = writer
-    return Guard(app, settings)
+    from mlwarden.registry.api import WriteSettings, mount
+
+    return mount(Guard(app, settings), store, write or WriteSettings(), writer, reg.authenticate,
+                 settings.max_target_bytes, settings.max_header_bytes)
 
 
 def _route_api(reg: Registry, authz: str | None, repo: str, rest: list[str],
