@@ -130,9 +130,9 @@ def approve(push: PushStore, repo: str, rev: str, *, actor: str, identity: str,
     if identity in st.approvers:
         raise ReviewError(f"{identity} has already approved {repo}@{c.id[:12]}; it needs "
                           f"{st.missing} more approval(s) from other reviewers")
-    push.add_vote(repo, c.id, "approve", actor, identity, note)
-    subject = f"{repo}@{c.id}"
     count = len(st.approvers) + 1
+    push.add_vote(repo, c.id, "approve", actor, identity, note, audit=count < st.required)
+    subject = f"{repo}@{c.id}"
     if count < st.required:
         _log(store, "approval", subject, {"action": "review-vote", "repo": repo,
                                           "commit": c.id, "identity": identity, "note": note,

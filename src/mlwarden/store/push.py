@@ -308,16 +308,19 @@ class PushStore:
     # ------------------------------------------------------------------ votes
 
     def add_vote(self, repo: str, commit: str, decision: str, actor: str, identity: str,
-                 note: str) -> None:
+                 note: str, audit: bool = True) -> None:
+        """Record a reviewer's decision (``audit=False`` when the store's own approval
+        event, written right after, already audits it)."""
         with self.db.transaction() as tx:
             tx.execute("INSERT INTO review_votes (repo, commit_id, decision, actor, identity, "
                        "note, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                        (repo, commit, decision, actor, identity, note, time.time()))
-            tx.execute("INSERT INTO audit (at, actor, client, method, action, repo, revision, "
-                       "commit_id, path, status, bytes, detail) VALUES "
-                       "(?, ?, 'review', 'REVIEW', ?, ?, NULL, ?, NULL, 0, 0, ?)",
-                       (time.time(), actor, f"review-{decision}", repo, commit,
-                        f"{identity}: {note}" if note else identity))
+            if audit:
+                tx.execute("INSERT INTO audit (at, actor, client, method, action, repo, "
+                           "revision, commit_id, path, status, bytes, detail) VALUES "
+                           "(?, ?, 'review', 'REVIEW', ?, ?, NULL, ?, NULL, 0, 0, ?)",
+                           (time.time(), actor, f"review-{decision}", repo, commit,
+                            f"{identity}: {note}" if note else identity))
 
     def votes(self, repo: str, commit: str) -> list[Vote]:
         return [Vote(int(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]), str(r[5]),
