@@ -39,8 +39,8 @@ def step(s: dict[str, Any]) -> dict[str, Any]:
                                create_pr=s.get("create_pr", False), revision=s.get("revision"))
         return {"oid": info.oid, "pr_revision": info.pr_revision, "pr_num": info.pr_num}
     if op == "create_commit":
-        ops: list[Any] = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=l)
-                          for p, l in s.get("add", {}).items()]
+        ops: list[Any] = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=local)
+                          for p, local in s.get("add", {}).items()]
         ops += [CommitOperationDelete(path_in_repo=p) for p in s.get("delete", [])]
         info = api.create_commit(repo_id=s["repo"], operations=ops,
                                  commit_message=s.get("message", "commit"),

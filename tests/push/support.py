@@ -15,7 +15,7 @@ from typing import Any
 
 from corpus.models import free_port
 from corpus.servers import run_uvicorn
-from mlwarden.registry.api import WriteSettings
+from mlwarden.registry.api import WriteSettings, routes
 from mlwarden.registry.app import Settings, create_app
 from mlwarden.registry.server import make_config
 from mlwarden.store import Store
@@ -51,7 +51,7 @@ class PushServer:
 def start(store: Store, write: WriteSettings | None = None,
           settings: Settings | None = None) -> PushServer:
     port = free_port()
-    app = create_app(store, settings or Settings(), write=write or WriteSettings())
+    app = create_app(store, settings or Settings(), routes=routes(store, write or WriteSettings()))
     server, thread = run_uvicorn(make_config(app, "127.0.0.1", port, log_level="warning"),
                                  "registry")
     return PushServer(f"http://127.0.0.1:{port}", store, app, thread, server)

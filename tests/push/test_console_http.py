@@ -105,8 +105,9 @@ def test_login_rules_and_revocation_ends_the_session(serve) -> None:  # type: ig
 def test_author_controlled_text_is_escaped(xss_push) -> None:  # type: ignore[no-untyped-def]
     srv, cid = xss_push
     c = _login(srv, "acme:approve")
-    pages = [c.get(f"/ui/repos/acme/xss?rev={cid}").text, c.get(f"/ui/repos/acme/xss/commits/{cid}").text,
-             c.get("/ui/").text, c.get("/ui/repos?q=xss").text, c.get("/ui/audit").text]
+    pages = [c.get(f"/ui/repos/acme/xss?rev={cid}").text,
+             c.get(f"/ui/repos/acme/xss/commits/{cid}").text, c.get("/ui/").text,
+             c.get("/ui/repos?q=xss").text, c.get("/ui/audit").text]
     for html in pages:
         assert "<script>window.__xss" not in html
         assert "<img src=x" not in html and "<svg" not in html and "<iframe" not in html

@@ -211,7 +211,7 @@ def serve(store_path: str, db_url: str | None, host: str, port: int, allow_anony
     import uvicorn
 
     from mlwarden.policy import PolicyError, load_policy
-    from mlwarden.registry.api import WriteSettings
+    from mlwarden.registry.api import WriteSettings, routes
     from mlwarden.registry.app import Settings, create_app
     from mlwarden.registry.server import ServerLimits, make_config
 
@@ -225,7 +225,8 @@ def serve(store_path: str, db_url: str | None, host: str, port: int, allow_anony
                           upload_mode="lfs" if lfs_uploads else "inline",
                           public_url=public_url)
     with _open_store(store_path, db_url) as store:
-        app = create_app(store, Settings(allow_anonymous=allow_anonymous), write=write)
+        app = create_app(store, Settings(allow_anonymous=allow_anonymous),
+                         routes=routes(store, write))
         config = make_config(app, host, port, ServerLimits(header_timeout=header_timeout),
                              log_level=log_level)
         sock = _listen_socket(host, port)

@@ -6,30 +6,35 @@
 against the policy before it exists, and is created pending: readers see it only after
 approval (``mlwarden.registry.review``, the console at ``/ui``, or ``mlwarden approve``).
 
-``mount`` puts these routes (and the console) in front of the read application.
+``routes`` returns what ``registry.app.create_app(routes=...)`` mounts in front of the read
+API::
+
+    write = WriteSettings(policy=load_policy(...))
+    app = create_app(store, settings, routes=routes(store, write))
 """
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp
+from starlette.routing import BaseRoute
 
 from mlwarden.registry.api.context import WriteSettings
-from mlwarden.registry.audit import AuditWriter
 from mlwarden.store import Store
 
-__all__ = ["WriteSettings", "mount"]
+__all__ = ["WriteSettings", "routes"]
 
 
-def mount(read_app: ASGIApp, store: Store, write: WriteSettings, audit: AuditWriter,
-          authenticate: object, max_target_bytes: int, max_header_bytes: int) -> ASGIApp:
-    """``read_app`` with the write API and the console in front of it."""
+def routes(store: Store, write: WriteSettings | None = None) -> list[BaseRoute]:
+    """The write API and the review console (each only if enabled in ``write``)."""
     from mlwarden.registry.api.context import WriteContext
-    from mlwarden.registry.api.router import WriteRouter
+    from mlwarden.registry.api.router import WriteRoute
 
-    ctx = WriteContext(store, write, audit, authenticate)
-    console: ASGIApp | None = None
+    write = write or WriteSettings()
+    if not write.enabled and not write.console:
+        return []
+    ctx = WriteContext(store, write)
+    console = None
     if write.console:
         from mlwarden.registry.console import create_console
 
         console = create_console(ctx)
-    return WriteRouter(read_app, ctx, console, max_target_bytes, max_header_bytes)
+    return [WriteRoute(ctx, console)]

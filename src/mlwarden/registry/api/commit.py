@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import time
@@ -33,7 +34,9 @@ from mlwarden.registry.api.preupload import target_ref
 from mlwarden.registry.api.quarantine import Quarantined, UploadError
 from mlwarden.registry.api.repos import repo_lock
 from mlwarden.registry.responses import HubError
+from mlwarden.store import Store
 from mlwarden.store.errors import InvalidName
+from mlwarden.store.hashing import FileDigest, git_blob_sha1, is_lfs, lfs_pointer
 from mlwarden.store.model import FileEntry
 from mlwarden.store.names import check_file_path, is_commit_id
 from mlwarden.store.push import PushRecord, pr_ref
@@ -43,9 +46,31 @@ MAX_MESSAGE = 64 * 1024
 
 
 @dataclass(frozen=True)
+class StoredBlob:
+    """An ``lfsFile`` naming content this repository already has in the blob store."""
+
+    sha256: str
+    size: int
+    head: bytes
+
+
+@dataclass(frozen=True)
 class NewFile:
-    content: Quarantined
-    shared: bool  # an LFS object in quarantine (may back several paths) vs inline content
+    content: Quarantined | StoredBlob
+    shared: bool  # an LFS object (may back several paths) vs inline content
+
+    def digest(self, store: Store, rel: str) -> FileDigest:
+        c = self.content
+        if isinstance(c, Quarantined):
+            return c.digest(rel)
+        lfs = is_lfs(rel, c.size, c.head)
+        if lfs:
+            return FileDigest(c.sha256, c.size, True, git_blob_sha1(lfs_pointer(c.sha256, c.size)))
+        h = hashlib.sha1(b"blob %d\x00" % c.size, usedforsecurity=False)
+        with store.open_blob(c.sha256) as fh:  # not LFS: at most 10 MiB
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        return FileDigest(c.sha256, c.size, False, h.hexdigest())
 
 
 @dataclass
@@ -145,7 +170,8 @@ def read_operations(ctx: WriteContext, repo: str, body: BodyReader,
     return ops
 
 
-def _lfs_content(ctx: WriteContext, repo: str, path: str, oid: str, size: object) -> Quarantined:
+def _lfs_content(ctx: WriteContext, repo: str, path: str, oid: str,
+                 size: object) -> Quarantined | StoredBlob:
     try:
         ctx.quarantine.lfs_path(oid)
     except UploadError as exc:
@@ -164,11 +190,10 @@ def _lfs_content(ctx: WriteContext, repo: str, path: str, oid: str, size: object
         return q
     stored = ctx.store.db.read("SELECT 1 FROM files WHERE repo = ? AND sha256 = ? AND size = ? "
                                "LIMIT 1", (repo, oid, size))
-    if stored and ctx.store.blobs.has(oid):
-        blob = ctx.store.blob_path(oid)
-        with open(blob, "rb") as fh:
+    if stored and ctx.store.blobs.exists(oid):
+        with ctx.store.open_blob(oid, 0, 8192) as fh:
             head = fh.read(8192)
-        return Quarantined(blob, oid, size, head)
+        return StoredBlob(oid, size, head)
     raise HubError(422, None, f"{path}: LFS object {oid} ({size} bytes) was not uploaded "
                    "(use the LFS batch API first)", audit="bad-request")
 
@@ -239,7 +264,7 @@ def _commit_locked(ctx: WriteContext, p: Principal, repo: str, ref: str, create_
         if isinstance(item, FileEntry):
             entries[path] = item
         else:
-            d = item.content.digest(path)
+            d = item.digest(store, path)
             entries[path] = FileEntry(path, d.sha256, d.size, d.lfs, d.git_oid)
     if tree_hash(entries.values()) == tree_hash(base_files) and base is not None \
             and not create_pr:
@@ -254,8 +279,9 @@ def _commit_locked(ctx: WriteContext, p: Principal, repo: str, ref: str, create_
     call.commit = cid
     with store.staging() as stage:
         for path, item in tree.items():
-            if isinstance(item, FileEntry):
-                _place(store.blob_path(item.sha256), stage / path, move=False)
+            if isinstance(item, FileEntry) or isinstance(item.content, StoredBlob):
+                sha = item.sha256 if isinstance(item, FileEntry) else item.content.sha256
+                store.blobs.fetch_to(sha, stage / path)  # a hard link on local blobs
             else:
                 _place(item.content.path, stage / path, move=not item.shared)
         staged = [StagedEntry(e.path, e.sha256, e.size) for e in entries.values()]
@@ -265,28 +291,12 @@ def _commit_locked(ctx: WriteContext, p: Principal, repo: str, ref: str, create_
             ctx.push.record_refusal(repo, ref, p.actor, p.identity, gate.rules, message_text,
                                     gate.report)
             for item in tree.values():  # verified LFS uploads of refused content go too
-                if isinstance(item, NewFile) and item.shared and \
-                        item.content.path.parent == ctx.quarantine.lfs:
+                if isinstance(item, NewFile) and isinstance(item.content, Quarantined) and \
+                        item.shared:
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(item.content.path)
             call.action = "push-refused"
             raise HubError(422, None, message_text, audit="refused")
-        for path, item in tree.items():
-            if isinstance(item, FileEntry):
-                continue
-            e = entries[path]
-            digest_args = (e.sha256, e.size, e.lfs, e.git_oid)
-            from mlwarden.store.hashing import FileDigest
-
-            if store.blobs.has(e.sha256):
-                continue  # identical content already stored (another path, another commit)
-            if item.shared:
-                os.unlink(stage / path)  # the scan's link; promote the quarantined object
-                if item.content.path.parent != ctx.quarantine.lfs:
-                    continue
-                store.blobs.ingest_move(item.content.path, path, known=FileDigest(*digest_args))
-            else:
-                store.blobs.ingest_move(stage / path, path, known=FileDigest(*digest_args))
         pr_num = None
         if create_pr:
             info = store.repo(repo)
@@ -297,17 +307,26 @@ def _commit_locked(ctx: WriteContext, p: Principal, repo: str, ref: str, create_
             pr_num = int(ref.rsplit("/", 1)[1])
         two = ctx.write.policy.two_person_review
         summary = {"policy": gate.report["policy"]["source"], **gate.report["summary"]}
-        store.commit_files(list(entries.values()), repo, branch=ref, message=message,
-                           author=p.actor, commit_id=cid, created_at=now,
-                           scan_verdict=gate.verdict.value, scan_summary=summary)
+        with store.ingest() as session:
+            for path, item in tree.items():
+                if isinstance(item, FileEntry) or not isinstance(item.content, Quarantined):
+                    continue  # already in the blob store
+                e = entries[path]
+                known = FileDigest(e.sha256, e.size, e.lfs, e.git_oid)
+                if item.shared:
+                    os.unlink(stage / path)  # the scan's link; promote the quarantined object
+                    if not item.content.path.exists():
+                        continue  # the same object backs an earlier path: already promoted
+                    session.put_file(item.content.path, path, move=True, known=known)
+                else:
+                    session.put_file(stage / path, path, move=True, known=known)
+            store.commit_files(list(entries.values()), repo, branch=ref, message=message,
+                               author=p.actor, commit_id=cid, created_at=now,
+                               scan_verdict=gate.verdict.value, scan_summary=summary,
+                               session=session)
         ctx.push.record_push(PushRecord(
             repo, cid, ref, base, pr_num, p.actor, p.identity,
             p.token.id, 2 if two else 1, two, None, now), gate.report)
-    for item in tree.values():  # LFS objects now in the blob store leave quarantine
-        if isinstance(item, NewFile) and item.shared and \
-                item.content.path.parent == ctx.quarantine.lfs:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(item.content.path)
     call.revision = ref
     review_url = f"{base_url}/ui/repos/{repo}/commits/{cid}"
     out: dict[str, Any] = {

@@ -4,9 +4,10 @@ request bodies read from a worker thread, and audit entries."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import anyio
 import anyio.from_thread
@@ -16,7 +17,7 @@ from mlwarden.policy import Policy
 from mlwarden.registry.audit import AuditWriter
 from mlwarden.registry.responses import HubError
 from mlwarden.scancache.cache import ScanCache
-from mlwarden.store import AuditEntry, Store
+from mlwarden.store import AuditEntry, Store, StoreError
 from mlwarden.store.errors import InvalidName
 from mlwarden.store.names import check_repo_id
 from mlwarden.store.push import PushStore
@@ -89,18 +90,28 @@ class WriteCall:
 
 
 class WriteContext:
-    def __init__(self, store: Store, write: WriteSettings, audit: AuditWriter,
-                 authenticate: object) -> None:
+    def __init__(self, store: Store, write: WriteSettings) -> None:
         from mlwarden.registry.api.quarantine import Quarantine
 
         self.store = store
         self.write = write
-        self.audit = audit
-        self._authenticate = authenticate
+        self._audit: AuditWriter | None = None
+        self._authenticate: Callable[..., Any] | None = None
         self.push = PushStore.open(store)
         self.quarantine = Quarantine(store, write.max_object_bytes)
         self.cache = ScanCache(write.scan_cache or store.root / "cache" / "scan")
         self._swept = 0.0
+
+    def bind(self, authenticate: Callable[..., Any], audit: AuditWriter) -> None:
+        """The read API's token check and audit writer (from the application's state)."""
+        self._authenticate = authenticate
+        self._audit = audit
+
+    @property
+    def audit(self) -> AuditWriter:
+        if self._audit is None:
+            raise StoreError("the write API is not mounted in a registry application")
+        return self._audit
 
     # -------------------------------------------------------------- identity
 
@@ -108,8 +119,10 @@ class WriteContext:
         """The token behind a write request; writes never run anonymously."""
         from mlwarden.registry.app import Call
 
+        if self._authenticate is None:
+            raise StoreError("the write API is not mounted in a registry application")
         c = Call(call.method, call.client)
-        p = self._authenticate(authorization, c)  # type: ignore[operator]
+        p = self._authenticate(authorization, c)
         call.actor = c.actor
         call.notes += c.notes
         if p.token is None:

@@ -51,7 +51,7 @@ def _in_repo(ctx: WriteContext, repo: str, oid: str, size: int) -> bool:
         return True
     rows = ctx.store.db.read("SELECT size FROM files WHERE repo = ? AND sha256 = ? LIMIT 1",
                              (repo, oid))
-    return bool(rows) and int(rows[0][0]) == size and ctx.store.blobs.has(oid)
+    return bool(rows) and int(rows[0][0]) == size and ctx.store.blobs.exists(oid)
 
 
 def batch(ctx: WriteContext, p: Principal, repo: str, body: bytes, base: str,

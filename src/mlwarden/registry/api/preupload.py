@@ -25,7 +25,7 @@ from starlette.responses import JSONResponse, Response
 from mlwarden.registry.api.context import Principal, WriteCall, WriteContext
 from mlwarden.registry.api.repos import parse_json
 from mlwarden.registry.responses import HubError
-from mlwarden.store.errors import InvalidName
+from mlwarden.store.errors import InvalidName, StoreError
 from mlwarden.store.hashing import is_lfs
 from mlwarden.store.model import FileEntry
 from mlwarden.store.names import check_file_path
@@ -62,14 +62,13 @@ def content_git_sha1(ctx: WriteContext, f: FileEntry) -> str | None:
     known = ctx.push.git_sha1(f.sha256)
     if known is not None:
         return known
+    h = hashlib.sha1(b"blob %d\x00" % f.size, usedforsecurity=False)
     try:
-        fh = open(ctx.store.blob_path(f.sha256), "rb")  # noqa: SIM115
-    except OSError:
+        with ctx.store.open_blob(f.sha256) as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    except StoreError:
         return None
-    with fh:
-        h = hashlib.sha1(b"blob %d\x00" % f.size, usedforsecurity=False)
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
     sha1 = h.hexdigest()
     ctx.push.put_git_sha1(f.sha256, sha1)
     return sha1

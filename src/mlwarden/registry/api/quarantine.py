@@ -129,7 +129,7 @@ class _RunningHash:
 
 class Quarantine:
     def __init__(self, store: Store, max_object_bytes: int) -> None:
-        self.root = store.blobs.tmp / "quarantine"
+        self.root = store.tmp / "quarantine"
         self.incoming = self.root / "incoming"
         self.lfs = self.root / "lfs"
         self.parts = self.root / "parts"

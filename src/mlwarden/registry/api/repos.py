@@ -21,7 +21,6 @@ from mlwarden.store.hashing import LFS_SUFFIXES
 from mlwarden.store.model import iso
 from mlwarden.store.names import check_ref_name, is_commit_id
 from mlwarden.store.push import PR_PREFIX, pr_number
-from mlwarden.util.fs import file_lock
 
 GITATTRIBUTES = "".join(f"*{s} filter=lfs diff=lfs merge=lfs -text\n" for s in LFS_SUFFIXES) + \
     "*tfevents* filter=lfs diff=lfs merge=lfs -text\n"
@@ -38,8 +37,9 @@ def parse_json(body: bytes) -> dict[str, Any]:
 
 
 def repo_lock(ctx: WriteContext, repo: str) -> Any:
-    """One writer per repository at a time (push, create, delete)."""
-    return file_lock(ctx.quarantine.root / "locks" / f"{repo.replace('/', '--')}.lock")
+    """One writer per repository at a time (push, create, delete), across processes and,
+    with PostgreSQL, across hosts."""
+    return ctx.store.lock(f"push:{repo}")
 
 
 def _repo_id(doc: dict[str, Any]) -> str:

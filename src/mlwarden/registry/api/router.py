@@ -1,18 +1,23 @@
-"""Routes write calls and the console; everything else goes to the read API unchanged.
+"""One Starlette route that claims the write calls and the console; everything else falls
+through to the read API unchanged.
 
-Sits in front of the read application's ``Guard`` because uploads need what the read side
-refuses on purpose (PUT, DELETE, large bodies). The same cheap checks run here first:
-request-target length, NUL bytes, header size; bodies are bounded per endpoint instead.
+Matching works on the raw path, like the read API (a revision arrives as ``refs%2Fpr%2F1``).
+The read application's guard still checks the request target, NUL bytes and header size;
+because this route matches, it lets PUT and DELETE through and leaves body limits to the
+handlers, which bound every body themselves.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 import anyio
+from starlette.datastructures import URLPath
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute, Match, NoMatchFound
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mlwarden.registry.api import commit as commit_api
@@ -33,37 +38,39 @@ def _segments(raw: bytes) -> list[str] | None:
         return None
 
 
-class WriteRouter:
-    def __init__(self, read_app: ASGIApp, ctx: WriteContext, console: ASGIApp | None,
-                 max_target_bytes: int, max_header_bytes: int) -> None:
-        self.read_app = read_app
+class WriteRoute(BaseRoute):
+    def __init__(self, ctx: WriteContext, console: ASGIApp | None) -> None:
         self.ctx = ctx
         self.console = console
-        self.max_target = max_target_bytes
-        self.max_headers = max_header_bytes
-        self.state = getattr(read_app, "state", None)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] != "http":
-            await self.read_app(scope, receive, send)
-            return
+            return Match.NONE, {}
+        raw: bytes = scope["raw_path"]
+        if self.console is not None and (raw == b"/ui" or raw.startswith(b"/ui/")):
+            return Match.FULL, {}
+        if self.ctx.write.enabled and self._match(scope) is not None:
+            return Match.FULL, {}
+        return Match.NONE, {}
+
+    def url_path_for(self, name: str, /, **params: Any) -> URLPath:
+        raise NoMatchFound(name, params)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        app = scope.get("app")
+        if app is not None:
+            self.ctx.bind(app.state.registry.authenticate, app.state.audit)
         raw: bytes = scope["raw_path"]
         if self.console is not None and (raw == b"/ui" or raw.startswith(b"/ui/")):
             await self.console(scope, receive, send)
             return
-        handler = self._match(scope) if self.ctx.write.enabled else None
-        if handler is None:
-            await self.read_app(scope, receive, send)
+        handler = self._match(scope)
+        if handler is None:  # pragma: no cover - matches() said yes
+            await Response("not found", 404)(scope, receive, send)
             return
         request = Request(scope, receive)
         call = WriteCall(scope["method"], request.client.host if request.client else "-")
         try:
-            if len(raw) + len(scope["query_string"]) > self.max_target:
-                raise HubError(414, None, "request target too long")
-            if b"%00" in raw or b"\x00" in raw:
-                raise HubError(400, None, "NUL in request path")
-            if sum(len(k) + len(v) + 4 for k, v in scope["headers"]) > self.max_headers:
-                raise HubError(431, None, "request headers too large")
             response = await handler(request, call)
             self.ctx.audit.log(call.entry(response.status_code))
         except HubError as exc:

@@ -8,8 +8,6 @@ escape them (Jinja2 autoescape) and the model card goes through ``markdown.rende
 from __future__ import annotations
 
 import difflib
-import os
-import shutil
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +17,7 @@ from mlwarden.registry.api.gate import StagedEntry, check_tree
 from mlwarden.registry.review import ReviewState, review_state
 from mlwarden.report.model import Severity, Verdict
 from mlwarden.store import Commit, FileEntry, RepoInfo
-from mlwarden.store.errors import RevisionNotFound
+from mlwarden.store.errors import RevisionNotFound, StoreError
 from mlwarden.store.model import iso
 from mlwarden.store.push import PR_PREFIX, pr_number
 
@@ -48,12 +46,7 @@ def ensure_report(ctx: WriteContext, repo: str, commit: str) -> dict[str, Any]:
     files = ctx.store.files(repo, commit)
     with ctx.store.staging() as stage:
         for f in files:
-            dest = stage / f.path
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.link(ctx.store.blob_path(f.sha256), dest)
-            except OSError:
-                shutil.copyfile(ctx.store.blob_path(f.sha256), dest)
+            ctx.store.blobs.fetch_to(f.sha256, stage / f.path)  # a hard link on local blobs
         gate = check_tree(stage, [StagedEntry(f.path, f.sha256, f.size) for f in files], repo,
                           commit, commit, ctx.write.policy, ctx.cache)
     ctx.push.put_report(repo, commit, gate.report)
@@ -184,13 +177,21 @@ class FileChange:
     diff: list[str] = field(default_factory=list)  # unified diff lines for small text files
 
 
+def _read(ctx: WriteContext, sha256: str, limit: int) -> bytes | None:
+    try:
+        with ctx.store.open_blob(sha256, 0, limit) as fh:
+            return b"".join(iter(lambda: fh.read(1 << 20), b""))
+    except StoreError:
+        return None
+
+
 def _text(ctx: WriteContext, f: FileEntry) -> list[str] | None:
     if f.lfs or f.size > MAX_DIFF_BYTES:
         return None
+    data = _read(ctx, f.sha256, MAX_DIFF_BYTES)
     try:
-        data = ctx.store.blob_path(f.sha256).read_bytes()
-        return data.decode("utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
+        return data.decode("utf-8").splitlines() if data is not None else None
+    except UnicodeDecodeError:
         return None
 
 
@@ -251,10 +252,8 @@ def remote_code(ctx: WriteContext, repo: str, commit: Commit,
         f = files.get(path)
         if f is None:
             continue
-        try:
-            with open(ctx.store.blob_path(f.sha256), "rb") as fh:
-                data = fh.read(MAX_CODE_BYTES + 1)
-        except OSError:
+        data = _read(ctx, f.sha256, MAX_CODE_BYTES + 1)
+        if data is None:
             continue
         info = report.get("files", {}).get(path, {})
         by_line: dict[int, list[str]] = defaultdict(list)
@@ -306,10 +305,8 @@ def model_card(ctx: WriteContext, repo: str, commit: Commit) -> tuple[str | None
     f = ctx.store.file(repo, commit.id, "README.md")
     if f is None:
         return None
-    try:
-        with open(ctx.store.blob_path(f.sha256), "rb") as fh:
-            data = fh.read(600 * 1024)
-    except OSError:
+    data = _read(ctx, f.sha256, 600 * 1024)
+    if data is None:
         return None
     meta, html, _ = render_card(data)
     return meta, html
