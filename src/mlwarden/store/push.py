@@ -163,7 +163,7 @@ class PushStore:
         ps = cls(store)
         if not getattr(store, "_push_schema", False):
             ddl = _DDL.format(**_TYPES[store.db.dialect])
-            with store.lock(), store.db.transaction() as tx:
+            with store.lock("schema:push"), store.db.transaction() as tx:
                 for stmt in (s.strip() for s in ddl.split(";")):
                     if stmt:
                         tx.execute(stmt)
@@ -294,7 +294,7 @@ class PushStore:
                    "VALUES (?, ?, ?, ?)", (repo, commit, json.dumps(report), time.time()))
 
     def put_report(self, repo: str, commit: str, report: dict[str, Any]) -> None:
-        with self.db.transaction() as tx:
+        with self.db.transaction(lock=False) as tx:
             self._put_report_tx(tx, repo, commit, report)
 
     def report(self, repo: str, commit: str) -> dict[str, Any] | None:
@@ -311,7 +311,7 @@ class PushStore:
                  note: str, audit: bool = True) -> None:
         """Record a reviewer's decision (``audit=False`` when the store's own approval
         event, written right after, already audits it)."""
-        with self.db.transaction() as tx:
+        with self.db.transaction(lock=False) as tx:
             tx.execute("INSERT INTO review_votes (repo, commit_id, decision, actor, identity, "
                        "note, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                        (repo, commit, decision, actor, identity, note, time.time()))
@@ -332,7 +332,7 @@ class PushStore:
 
     def record_refusal(self, repo: str, target_ref: str, actor: str, identity: str,
                        rules: Sequence[str], message: str, report: dict[str, Any]) -> None:
-        with self.db.transaction() as tx:
+        with self.db.transaction(lock=False) as tx:
             tx.execute("INSERT INTO push_refusals (repo, target_ref, actor, identity, at, rules, "
                        "message, report) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                        (repo, target_ref, actor, identity, time.time(), " ".join(rules),
@@ -406,6 +406,7 @@ class PushStore:
             tx.execute("INSERT INTO refs (repo, name, kind, commit_id, updated_at) "
                        "VALUES (?, ?, ?, ?, ?)", (repo, name, kind, commit, now))
             _log_tx(tx, repo, commit, f"move-{kind}", name, None, actor, note or f"create {kind}")
+            Store.bump_access_epoch(tx)
         self.store._mirror_to_log()
 
     def delete_ref(self, repo: str, name: str, kind: str, actor: str, note: str = "") -> str:
@@ -422,6 +423,7 @@ class PushStore:
             tx.execute("DELETE FROM refs WHERE repo = ? AND name = ?", (repo, name))
             _log_tx(tx, repo, commit, f"delete-{kind}", name, commit, actor,
                     note or f"delete {kind}")
+            Store.bump_access_epoch(tx)
         self.store._mirror_to_log()
         return commit
 
@@ -457,6 +459,7 @@ class PushStore:
                 tx.execute(f"DELETE FROM {table} WHERE {col} = ?", (repo,))
             _log_tx(tx, repo, str(head[0][0]) if head else "-", "delete-repo", None, None, who,
                     "repository deleted")
+            Store.bump_access_epoch(tx)
         self.store._mirror_to_log()
 
     # ------------------------------------------------------------------ git sha1 cache
@@ -466,10 +469,9 @@ class PushStore:
         return str(rows[0][0]) if rows else None
 
     def put_git_sha1(self, sha256: str, git_sha1: str) -> None:
-        with self.db.transaction() as tx:
-            if not tx.execute("SELECT 1 FROM blob_git_sha1 WHERE sha256 = ?", (sha256,)):
-                tx.execute("INSERT INTO blob_git_sha1 (sha256, git_sha1) VALUES (?, ?)",
-                           (sha256, git_sha1))
+        with self.db.transaction(lock=False) as tx:
+            tx.execute("INSERT INTO blob_git_sha1 (sha256, git_sha1) VALUES (?, ?) "
+                       "ON CONFLICT (sha256) DO NOTHING", (sha256, git_sha1))
 
     # ------------------------------------------------------------------ console sessions
 
@@ -477,7 +479,7 @@ class PushStore:
         sid = secrets.token_urlsafe(32)
         now = time.time()
         s = Session(token_id, secrets.token_urlsafe(32), now, now + lifetime)
-        with self.db.transaction() as tx:
+        with self.db.transaction(lock=False) as tx:
             tx.execute("DELETE FROM console_sessions WHERE expires_at < ?", (now,))
             tx.execute("INSERT INTO console_sessions (id_hash, token_id, csrf, created_at, "
                        "expires_at, last_seen) VALUES (?, ?, ?, ?, ?, ?)",
@@ -491,13 +493,13 @@ class PushStore:
         if not rows or float(rows[0][3]) < now or float(rows[0][4]) + idle < now:
             return None
         if now - float(rows[0][4]) > 60:  # keep the idle clock without a write per request
-            with self.db.transaction() as tx:
+            with self.db.transaction(lock=False) as tx:
                 tx.execute("UPDATE console_sessions SET last_seen = ? WHERE id_hash = ?",
                            (now, _hash_session(sid)))
         return Session(str(rows[0][0]), str(rows[0][1]), float(rows[0][2]), float(rows[0][3]))
 
     def end_session(self, sid: str) -> None:
-        with self.db.transaction() as tx:
+        with self.db.transaction(lock=False) as tx:
             tx.execute("DELETE FROM console_sessions WHERE id_hash = ?", (_hash_session(sid),))
 
 
