@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlwarden.registry.api.context import WriteContext
-from mlwarden.registry.api.gate import StagedEntry, check_tree
+from mlwarden.registry.api.gate import REVIEW_RULES, StagedEntry, check_tree
 from mlwarden.registry.review import ReviewState, review_state
 from mlwarden.report.model import Severity, Verdict
 from mlwarden.store import Commit, FileEntry, RepoInfo
@@ -86,9 +86,10 @@ def findings_by_severity(report: dict[str, Any]) -> list[tuple[str, list[Finding
         if d.get("action") == "allow" and d.get("rule") != "policy-remote-code-reviewed":
             continue
         known = RULES.get(d["rule"])
+        review = d["rule"] in REVIEW_RULES and d["action"] == "block"
         rows.append(FindingRow(known.severity.value if known else "medium", d["rule"],
-                               f"policy: {d['action']}", d.get("path") or "(model)", None, None,
-                               d["message"], "policy"))
+                               "review required" if review else f"policy: {d['action']}",
+                               d.get("path") or "(model)", None, None, d["message"], "policy"))
     groups: dict[str, list[FindingRow]] = defaultdict(list)
     for row in rows:
         groups[row.severity].append(row)
@@ -313,4 +314,6 @@ def model_card(ctx: WriteContext, repo: str, commit: Commit) -> tuple[str | None
 
 
 def verdict_class(v: str) -> str:
+    if v == "review required":
+        return "review"
     return v if v in {x.value for x in Verdict} else "none"
