@@ -6,8 +6,8 @@ rename)::
 
     quarantine/incoming/<random>     uploads in flight (inline commit content, basic PUTs)
     quarantine/lfs/<sha256>          LFS objects whose bytes matched their oid and size
-    quarantine/parts/<upload-id>/    multipart uploads: ``data`` (parts at their offsets)
-                                     and one ``<n>.etag`` per part received
+    quarantine/parts/<upload-id>/    multipart uploads: ``<n>.part`` and ``<n>.etag`` per
+                                     part received, joined (and hashed) on completion
 
 Nothing here is ever served: the registry only serves blobs of approved commits.
 """
@@ -19,7 +19,6 @@ import hashlib
 import os
 import re
 import shutil
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -119,14 +118,6 @@ class HashingWriter:
             os.unlink(self.path)
 
 
-@dataclass
-class _RunningHash:
-    """sha256 of a multipart upload's prefix, kept while parts arrive in order."""
-
-    offset: int
-    sha: hashlib._Hash
-
-
 class Quarantine:
     def __init__(self, store: Store, max_object_bytes: int) -> None:
         self.root = store.tmp / "quarantine"
@@ -136,8 +127,6 @@ class Quarantine:
         self.max_object_bytes = max_object_bytes
         for d in (self.incoming, self.lfs, self.parts):
             d.mkdir(parents=True, exist_ok=True)
-        self._running: dict[str, _RunningHash] = {}
-        self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ plain files
 
@@ -206,56 +195,40 @@ class Quarantine:
 
     def put_part(self, upload_id: str, number: int, chunk_size: int, size: int,
                  read: Callable[[], bytes]) -> str:
-        """Write part ``number`` (1-based) at its offset; return its ETag (sha256 of the part)."""
+        """Store part ``number`` (1-based); return its ETag (sha256 of the part's bytes).
+
+        Each part is written to its own file and renamed into place only once complete and
+        of the right length, so a failed or repeated PUT never damages a part received
+        before."""
         d = self._upload_dir(upload_id)
-        offset = (number - 1) * chunk_size
-        expected = min(chunk_size, size - offset)
+        expected = min(chunk_size, size - (number - 1) * chunk_size)
         if number < 1 or expected <= 0:
             raise UploadError(422, f"part {number} is outside an object of {size} bytes")
-        sha = hashlib.sha256()
-        running: _RunningHash | None = None
-        with self._lock:
-            r = self._running.get(upload_id)
-            if number == 1:
-                running = _RunningHash(0, hashlib.sha256())
-            elif r is not None and r.offset == offset:
-                running = r
-            self._running.pop(upload_id, None)  # re-inserted below only if still in order
-        got = 0
-        fd = os.open(d / "data", os.O_WRONLY | os.O_CREAT, 0o600)
+        w = HashingWriter(d / f".{number}.{uuid.uuid4().hex}", limit=expected)
         try:
-            pos = offset
-            while True:
-                chunk = read()
-                if not chunk:
-                    break
-                got += len(chunk)
-                if got > expected:
-                    raise UploadError(413, f"part {number} is larger than {expected} bytes")
-                sha.update(chunk)
-                if running is not None:
-                    running.sha.update(chunk)
-                view = memoryview(chunk)
-                while view:
-                    n = os.pwrite(fd, view, pos)
-                    pos += n
-                    view = view[n:]
-            if got != expected:
-                raise UploadError(422, f"part {number} has {got} bytes, expected {expected}")
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        etag = sha.hexdigest()
-        (d / f"{number}.etag").write_text(etag)
-        if running is not None:
-            running.offset = offset + got
-            with self._lock:
-                self._running[upload_id] = running
-        return etag
+            while chunk := read():
+                w.write(chunk)
+            q = w.finish()
+        except UploadError as exc:
+            w.abort()
+            if exc.status == 413:
+                raise UploadError(413, f"part {number} is larger than {expected} bytes") \
+                    from None
+            raise
+        except BaseException:
+            w.abort()
+            raise
+        if q.size != expected:
+            os.unlink(q.path)
+            raise UploadError(422, f"part {number} has {q.size} bytes, expected {expected}")
+        os.replace(q.path, d / f"{number}.part")
+        (d / f"{number}.etag").write_text(q.sha256)
+        return q.sha256
 
     def complete(self, upload_id: str, oid: str, size: int, chunk_size: int,
                  etags: list[tuple[int, str]]) -> None:
-        """Check the client's part list against what arrived, then verify the whole object."""
+        """Check the client's part list against what arrived, then join the parts in one
+        pass that hashes the whole object, and keep it only if it is the announced one."""
         d = self._upload_dir(upload_id)
         final = self.lfs_path(oid)
         want = -(-size // chunk_size) if size else 0
@@ -270,24 +243,19 @@ class Quarantine:
             if stored != etag.strip('"'):
                 raise UploadError(422, f"part {n}: ETag {etag!r} does not match the bytes "
                                   "received")
-        data = d / "data"
-        with self._lock:
-            running = self._running.pop(upload_id, None)
-        if running is not None and running.offset == size:
-            digest = running.sha.hexdigest()  # hashed while the parts streamed in order
-        else:
-            h = hashlib.sha256()
-            with open(data, "rb") as fh:
-                for block in iter(lambda: fh.read(WRITE_BLOCK), b""):
-                    h.update(block)
-            digest = h.hexdigest()
-        actual = os.stat(data).st_size if data.exists() else 0
-        with open(data, "rb") as fh:
-            head = fh.read(HEAD_BYTES)
+        w = self.new_file(limit=size)
         try:
-            self._adopt(Quarantined(data, digest, actual, head), oid, size, final)
+            for n in range(1, want + 1):
+                with open(d / f"{n}.part", "rb") as fh:
+                    for block in iter(lambda: fh.read(WRITE_BLOCK), b""):
+                        w.write(block)
+            q = w.finish()
+        except BaseException:
+            w.abort()
+            raise
         finally:
             shutil.rmtree(d, ignore_errors=True)
+        self._adopt(q, oid, size, final)
 
     # ------------------------------------------------------------------ housekeeping
 
