@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from mlwarden.registry.console.security import CSP
+from mlwarden.store.push import PushStore
 from push.support import ConsoleClient, run_client
 
 XSS = "<script>window.__xss=1</script><img src=x onerror=\"window.__xss=2\">"
@@ -157,6 +158,10 @@ def test_access_rules(xss_push) -> None:  # type: ignore[no-untyped-def]
     r = admin.http.post("/ui/tokens", data={"csrf": admin.field(page), "name": "new",
                                             "owner": "eve", "scopes": "acme:read", "days": "7"})
     assert r.status_code == 200 and re.search(r"mlw_[0-9a-f]{12}_", r.text)
+    first = srv.store.commits("acme/xss")[0]  # server-generated, never scanned at push time
+    page = admin.get(f"/ui/repos/acme/xss/commits/{first.id}")
+    assert page.status_code == 200 and ".gitattributes" in page.text and "approved" in page.text
+    assert PushStore.open(srv.store).report("acme/xss", first.id) is not None  # kept
     log = admin.get("/ui/log").text
     assert 'id="log-status"' in log and "verified" in log
     audit = admin.get("/ui/audit?action=push").text
