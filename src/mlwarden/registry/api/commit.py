@@ -238,6 +238,7 @@ def create_commit(ctx: WriteContext, p: Principal, repo: str, revision: str, cre
     call.action = "push"
     ctx.need(p, repo, "write", call)
     ctx.repo_exists(repo)
+    ctx.sweep()
     call.revision = revision
     ref = target_ref(ctx, repo, revision, create_pr)
     owned: list[Quarantined] = []

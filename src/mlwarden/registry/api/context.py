@@ -11,7 +11,7 @@ from typing import Any
 
 import anyio
 import anyio.from_thread
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from mlwarden.policy import Policy
 from mlwarden.registry.audit import AuditWriter
@@ -188,6 +188,9 @@ class BodyReader:
             return b""
         except TimeoutError:
             raise HubError(408, None, "request body stalled", audit="bad-request") from None
+        except ClientDisconnect:
+            raise HubError(400, None, "client disconnected during the upload",
+                           audit="bad-request") from None
 
     def chunk(self) -> bytes:
         if self.done:
