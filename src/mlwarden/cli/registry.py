@@ -272,7 +272,8 @@ def token() -> None:
 @click.option("--scope", "scopes", multiple=True, required=True,
               help="ORG:ACCESS, ORG/NAME:ACCESS or *:ACCESS (repeatable); ACCESS is read, "
                    "write (push; includes read) or approve (review; includes read); *:admin "
-                   "grants everything.")
+                   "grants everything. Package index: pkg:PATTERN:read or "
+                   "pkg:PATTERN:write (upload).")
 @click.option("--name", default=None, help="Label shown in the audit log.")
 @click.option("--owner", default=None, help="The person the token acts for (two-person "
               "review tells reviewers and pushers apart by owner); default: the name.")
