@@ -92,6 +92,7 @@ class Target:
 class RepositoryRoot:
     path: Path
     display: str
+    tree: object | None = None  # a repository.TreeReader for remote trees (scan/sources)
 
 
 class InputError(Exception):
@@ -340,9 +341,25 @@ def scan_paths(
     options: ScanOptions | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> Report:
-    """Scan files and directories; each regular file gets a verdict."""
+    """Scan files, directories and remote URLs (hf://, s3://, gs://); each regular file
+    gets a verdict."""
     options = options or ScanOptions()
     started = time.perf_counter()
+    if any(p.startswith(REMOTE_SCHEMES) for p in paths):
+        # Imported only for remote arguments: local scans never load the remote stack.
+        from mlwarden.scan.sources.scanning import scan_mixed
+
+        return scan_mixed(paths, options, progress, started)
+    results = scan_local(paths, options, progress)
+    return Report("scan", tuple(results), time.perf_counter() - started)
+
+
+REMOTE_SCHEMES = ("hf://", "s3://", "gs://")
+
+
+def scan_local(paths: Sequence[str], options: ScanOptions,
+               progress: Callable[[int, int], None] | None = None) -> list[FileResult]:
+    """Local files and directories, with their repository checks."""
     targets, roots = collect(paths)
     results: list[FileResult] = []
     total = len(targets)
@@ -368,8 +385,7 @@ def scan_paths(
             results.extend(scan_target(t, options))
             if progress:
                 progress(i + 1, total)
-    results = repository_checks(roots, results)
-    return Report("scan", tuple(results), time.perf_counter() - started)
+    return repository_checks(roots, results)
 
 
 def _scan_forked(targets: list[Target], options: ScanOptions, workers: int,
@@ -464,7 +480,9 @@ def repository_checks(roots: list[RepositoryRoot], results: list[FileResult]) ->
     except ModuleNotFoundError:
         return results
     for root in roots:
-        extra = repository.check_repository(root.path, root.display, results)
+        extra = repository.check_repository(
+            root.tree if root.tree is not None else root.path,  # type: ignore[arg-type]
+            root.display, results)
         if not extra:
             continue
         merged: list[FileResult] = []
