@@ -19,6 +19,7 @@ from mlwarden.report.model import Verdict
 if TYPE_CHECKING:
     import socket
 
+    from mlwarden.registry.api import WriteSettings
     from mlwarden.registry.app import Settings
     from mlwarden.registry.server import ServerLimits
     from mlwarden.store import Store
@@ -146,22 +147,49 @@ def import_cmd(local_dir: str, repo: str, store_path: str, db_url: str | None,
               "refs pointing at it disappear from the registry.")
 @click.option("--gated/--not-gated", default=None,
               help="Also mark the repository gated (no anonymous access) or not.")
+@click.option("--policy", "policy_path", default=None, type=click.Path(dir_okay=False),
+              help="Policy whose review rules apply (two-person-review); default: "
+                   "mlwarden.toml / pyproject.toml here.")
+@click.option("--refuse", is_flag=True, help="Refuse the pending commit for good (--note "
+              "says why); it is never served.")
 def approve(repo: str, rev: str, store_path: str, db_url: str | None, tags: tuple[str, ...],
-            note: str, actor: str | None, revoke: bool, gated: bool | None) -> None:
+            note: str, actor: str | None, revoke: bool, gated: bool | None,
+            policy_path: str | None, refuse: bool) -> None:
     """Approve commit REV of REPO for serving (or --revoke it). Every change is logged.
 
     REV is a branch, a tag, a full commit id or a unique prefix of one. Approval moves
-    the branch the commit was imported for, and the tags given at import or here.
+    the branch the commit was imported for, and the tags given at import or here. Under
+    two-person review (policy, or recorded with a pushed commit) each call adds one
+    reviewer's approval; the commit is served after the second distinct one.
     """
+    from mlwarden.policy import PolicyError, load_policy
+    from mlwarden.registry import review
+    from mlwarden.store.push import PushStore
+    from mlwarden.util.actor import default_actor
+
+    try:
+        policy = load_policy(policy_path)
+    except PolicyError as exc:
+        raise CliError(str(exc)) from exc
+    who = actor or default_actor()
     with _open_store(store_path, db_url) as store:
         if revoke:
             c = store.revoke(repo, rev, actor=actor, note=note)
             click.echo(f"revoked {repo}@{c.id}")
+        elif refuse:
+            st = review.refuse(PushStore.open(store), repo, rev, actor=who, identity=who,
+                               note=note, policy=policy)
+            click.echo(f"refused {repo}@{st.commit.id}")
         else:
-            c = store.approve(repo, rev, actor=actor, tags=tags,
-                              note=note)
-            moved = ", ".join([c.branch, *dict.fromkeys([*c.requested_tags, *tags])])
-            click.echo(f"approved {repo}@{c.id} ({moved})")
+            st = review.approve(PushStore.open(store), repo, rev, actor=who, identity=who,
+                                note=note, tags=tags, policy=policy)
+            c = st.commit
+            if st.state != "approved":
+                click.echo(f"approval by {who} recorded for {repo}@{c.id}: {st.missing} more "
+                           "from another reviewer needed (two-person review)")
+            else:
+                moved = ", ".join([c.branch, *dict.fromkeys([*c.requested_tags, *tags])])
+                click.echo(f"approved {repo}@{c.id} ({moved})")
         if gated is not None:
             store.set_gated(repo, gated, actor)
             click.echo(f"{repo}: {'gated' if gated else 'not gated'}")
@@ -234,13 +262,26 @@ def _trusted_proxies(text: str | None) -> tuple[str, ...] | None:
               help="Seconds a client has to send a complete request head.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
+@click.option("--policy", "policy_path", default=None, type=click.Path(dir_okay=False),
+              help="Policy for pushed commits (default: mlwarden.toml / pyproject.toml here, "
+                   "else built-in defaults).")
+@click.option("--public-url", default=None,
+              help="Base URL clients reach this server at (e.g. https://models.example behind "
+                   "a TLS proxy): used in upload URLs and for Secure console cookies.")
+@click.option("--lfs-uploads", is_flag=True,
+              help="Answer preupload like the Hub (LFS for weights) so large files stream "
+                   "through the LFS batch API; clients must then set HF_HUB_DISABLE_XET=1.")
+@click.option("--read-only", is_flag=True, help="No write API (pushes); the console stays.")
+@click.option("--no-console", is_flag=True, help="Do not serve the review console at /ui.")
 def serve(store_path: str, db_url: str | None, blobs_url: str | None,
           s3_endpoint: str | None, host: str, port: int, workers: int,
           allow_anonymous: bool, delivery: str, x_accel_prefix: str,
           redirect_min_size: str, presign_ttl: int, forwarded_allow_ips: str | None,
           sendfile: bool, metrics: bool, access_poll: float, header_timeout: float,
-          log_level: str) -> None:
-    """Serve approved models over the Hugging Face Hub HTTP API.
+          log_level: str, policy_path: str | None, public_url: str | None,
+          lfs_uploads: bool, read_only: bool, no_console: bool) -> None:
+    """Serve approved models over the Hugging Face Hub HTTP API, accept pushes into the
+    airlock, and serve the review console at /ui.
 
     Point clients at it with HF_ENDPOINT=http://HOST:PORT and HF_TOKEN=<mlwarden token>.
     Any number of replicas on any hosts may share one PostgreSQL database (--db) and one
@@ -248,12 +289,23 @@ def serve(store_path: str, db_url: str | None, blobs_url: str | None,
     """
     import dataclasses
 
+    from mlwarden.policy import PolicyError, load_policy
+    from mlwarden.registry.api import WriteSettings
     from mlwarden.registry.app import Settings
     from mlwarden.registry.server import ServerLimits
     from mlwarden.registry.workers import listen_sockets, supervise
 
     if not x_accel_prefix.startswith("/") or not x_accel_prefix.endswith("/"):
         raise CliError("--x-accel-prefix must start and end with '/'")
+    try:
+        policy = load_policy(policy_path)
+    except PolicyError as exc:
+        raise CliError(str(exc)) from exc
+    if public_url is not None and not re.fullmatch(r"https?://[^/\s]+(/[^\s]*)?", public_url):
+        raise CliError(f"--public-url {public_url!r}: expected http(s)://host[:port][/path]")
+    write = WriteSettings(enabled=not read_only, console=not no_console, policy=policy,
+                          upload_mode="lfs" if lfs_uploads else "inline",
+                          public_url=public_url)
     settings = Settings(allow_anonymous=allow_anonymous, delivery=delivery,
                         x_accel_prefix=x_accel_prefix,
                         redirect_min_size=parse_size(redirect_min_size),
@@ -278,13 +330,15 @@ def serve(store_path: str, db_url: str | None, blobs_url: str | None,
         raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     bound = socks[0].getsockname()[1]
     mode = "anonymous reads allowed" if allow_anonymous else "token required"
-    click.echo(f"mlwarden registry on http://{host}:{bound} ({mode}; {workers} worker(s), "
-               f"{kind} blobs, {delivery} delivery)", err=True)
+    click.echo(f"mlwarden registry on http://{host}:{bound} ({mode}; "
+               f"{'read-only' if read_only else 'pushes enter the airlock'}"
+               f"{'' if no_console else f'; review console at http://{host}:{bound}/ui'}; "
+               f"{workers} worker(s), {kind} blobs, {delivery} delivery)", err=True)
     limits = ServerLimits(header_timeout=header_timeout)
 
     def run_worker(sock: socket.socket) -> None:
-        _run_worker(sock, store_path, db_url, blobs_url, s3_endpoint, settings, limits,
-                    log_level)
+        _run_worker(sock, store_path, db_url, blobs_url, s3_endpoint, settings, write,
+                    limits, log_level)
 
     if workers == 1:
         run_worker(socks[0])
@@ -305,15 +359,16 @@ def _listen_socket(host: str, port: int) -> socket.socket:
 
 def _run_worker(sock: socket.socket, store_path: str, db_url: str | None,
                 blobs_url: str | None, s3_endpoint: str | None, settings: Settings,
-                limits: ServerLimits, log_level: str) -> None:
+                write: WriteSettings, limits: ServerLimits, log_level: str) -> None:
     import uvicorn
 
+    from mlwarden.registry.api import routes
     from mlwarden.registry.app import create_app
     from mlwarden.registry.server import make_config
 
     with _open_store(store_path, db_url, blobs_url=blobs_url,
                      s3_endpoint=s3_endpoint) as store:
-        app = create_app(store, settings)
+        app = create_app(store, settings, routes=routes(store, write))
         config = make_config(app, "127.0.0.1", 0, limits, log_level=log_level)
         uvicorn.Server(config).run(sockets=[sock])
 
@@ -327,17 +382,25 @@ def token() -> None:
 @_STORE
 @_DB
 @click.option("--scope", "scopes", multiple=True, required=True,
-              help="ORG:read, ORG/NAME:read or *:read (repeatable); package index: "
-                   "pkg:PATTERN:read or pkg:PATTERN:write (upload).")
+              help="ORG:ACCESS, ORG/NAME:ACCESS or *:ACCESS (repeatable); ACCESS is read, "
+                   "write (push; includes read) or approve (review; includes read); *:admin "
+                   "grants everything. Package index: pkg:PATTERN:read or "
+                   "pkg:PATTERN:write (upload).")
 @click.option("--name", default=None, help="Label shown in the audit log.")
+@click.option("--owner", default=None, help="The person the token acts for (two-person "
+              "review tells reviewers and pushers apart by owner); default: the name.")
 @click.option("--expires", default=None, help="Lifetime (30d, 12h) or an ISO date.")
 def token_create(store_path: str, db_url: str | None, scopes: tuple[str, ...],
-                 name: str | None, expires: str | None) -> None:
+                 name: str | None, owner: str | None, expires: str | None) -> None:
     """Print a new token once; only its salted hash is stored."""
+    from mlwarden.store.push import PushStore
+
     expires_at = parse_when(expires, future=True) if expires else None
     with _open_store(store_path, db_url, create=True) as store:
         info, text = store.create_token(name or "token", scopes,
                                         expires_at)
+        if owner:
+            PushStore.open(store).set_owner(info.id, owner)
     click.echo(text)
     from mlwarden.store.model import iso
 
