@@ -36,6 +36,8 @@ COMMANDS: dict[str, str] = {
     "sign": "mlwarden.cli.signing:sign",
     "verify-signature": "mlwarden.cli.signing:verify_signature",
     "log": "mlwarden.cli.log:log",
+    "attest": "mlwarden.cli.provenance:attest",
+    "verify-provenance": "mlwarden.cli.provenance:verify_provenance",
 }
 
 

@@ -31,10 +31,10 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from mlwarden.guard import rules as G
-from mlwarden.guard.hooks import when_any_imported, when_imported
 from mlwarden.manifest import Manifest, ManifestError, ModelEntry
 from mlwarden.manifest import load as load_manifest
 from mlwarden.report.rules import Rule
+from mlwarden.util.importhooks import when_any_imported, when_imported
 
 if TYPE_CHECKING:
     from mlwarden.guard.signatures import GuardSigning, SignatureGate
