@@ -101,7 +101,7 @@ class AttestOptions:
     output: Path
     cwd: Path = field(default_factory=Path.cwd)
     outputs: tuple[Path, ...] = ()  # roots whose new/changed files are subjects; default cwd
-    declared: Declared = Declared()
+    declared: Declared = field(default_factory=Declared)
     image: str | None = None
     builder_id: str | None = None
     source_uri: str | None = None
