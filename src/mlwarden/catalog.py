@@ -21,6 +21,7 @@ def all_rules() -> list[Rule]:
     from mlwarden.guard import rules as _guard_rules  # noqa: F401  (load guard)
     from mlwarden.memory import rules as _memory_rules  # noqa: F401  (agent-memory rules)
     from mlwarden.policy import rules as _policy_rules  # noqa: F401  (airlock policy)
+    from mlwarden.provenance import rules as _provenance_rules  # noqa: F401  (provenance)
     return sorted(RULES.values(), key=lambda r: r.id)
 
 

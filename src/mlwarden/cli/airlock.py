@@ -296,10 +296,14 @@ def verify(manifest_path: str, store_path: str, db_url: str | None, upstream: bo
                    "(default: mlwarden.toml / pyproject.toml in the current directory).")
 @click.option("--public-key", "public_keys", multiple=True, type=click.Path(dir_okay=False),
               help="Trust model signatures made with this EC public key (repeatable).")
+@click.option("--require-provenance", is_flag=True,
+              help="Every model needs signed SLSA provenance from an accepted builder and "
+                   "source ([guard.provenance] in the policy file).")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def run(manifest_path: str, store_path: str | None, hf_cache: str | None,
         endpoint: str | None, strict: bool, require_signature: bool, policy_path: str | None,
-        public_keys: tuple[str, ...], command: tuple[str, ...]) -> None:
+        public_keys: tuple[str, ...], require_provenance: bool,
+        command: tuple[str, ...]) -> None:
     """Run COMMAND with the load guard: mlwarden run [OPTIONS] -- python train.py
 
     Python processes started under it verify every model file against the manifest before
@@ -325,9 +329,15 @@ def run(manifest_path: str, store_path: str | None, hf_cache: str | None,
 
         signing, found = load_guard_signing(policy_path, require=require_signature or None,
                                             public_keys=public_keys)
+        from mlwarden.guard.provenance import load_guard_provenance, provenance_env
+
+        prov, prov_found = load_guard_provenance(policy_path,
+                                                 require=require_provenance or None)
         env = run_environment(os.environ, Path(manifest_path), store, cache, endpoint, strict,
                               signing_env(found, require_signature, public_keys)
-                              if signing is not None else None)
+                              if signing is not None else None,
+                              provenance_env(prov_found, require_provenance)
+                              if prov is not None and prov_found is not None else None)
         try:
             os.execvpe(command[0], list(command), env)
         except FileNotFoundError:

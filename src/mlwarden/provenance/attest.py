@@ -221,6 +221,9 @@ def write_record(record: BuildRecord, output: Path, sign: SignOptions | None) ->
 
     from mlwarden.util.fs import atomic_write_bytes
 
+    if not record.subjects:
+        raise AttestError("the run wrote no output files under the output roots: there is "
+                          "nothing to attest (see --outputs)")
     stmt = to_statement(record)
     try:
         validate_statement(stmt)
