@@ -22,6 +22,7 @@ def all_rules() -> list[Rule]:
     from mlwarden.memory import rules as _memory_rules  # noqa: F401  (agent-memory rules)
     from mlwarden.policy import rules as _policy_rules  # noqa: F401  (airlock policy)
     from mlwarden.provenance import rules as _provenance_rules  # noqa: F401  (provenance)
+    from mlwarden.sbom import rules as _sbom_rules  # noqa: F401  (verify --sbom)
     return sorted(RULES.values(), key=lambda r: r.id)
 
 
