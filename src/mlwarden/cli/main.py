@@ -38,6 +38,8 @@ COMMANDS: dict[str, str] = {
     "log": "mlwarden.cli.log:log",
     "attest": "mlwarden.cli.provenance:attest",
     "verify-provenance": "mlwarden.cli.provenance:verify_provenance",
+    "deploy": "mlwarden.cli.deploy:deploy",
+    "monitor": "mlwarden.cli.deploy:monitor",
 }
 
 
