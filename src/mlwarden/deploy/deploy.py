@@ -24,7 +24,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -114,16 +114,10 @@ def read_record(root: str | os.PathLike[str]) -> DeploymentRecord:
         raise DeployError(f"{p}: malformed deployment record ({exc})") from None
 
 
-@contextlib.contextmanager
-def open_blob(store: Any, sha256: str) -> Iterator[IO[bytes]]:
-    """A blob's bytes through the store's blob interface (or its path on older stores)."""
-    opener = getattr(store, "open_blob", None)
-    if opener is not None:
-        with opener(sha256) as fh:
-            yield fh
-        return
-    with open(store.blob_path(sha256), "rb") as fh:
-        yield fh
+def open_blob(store: Any, sha256: str) -> contextlib.AbstractContextManager[IO[bytes]]:
+    """A blob's bytes through the store's blob backend (filesystem or S3)."""
+    reader: contextlib.AbstractContextManager[IO[bytes]] = store.open_blob(sha256)
+    return reader
 
 
 def materialize(store: Any, repo: str, commit: str, dest: Path) -> dict[str, str]:

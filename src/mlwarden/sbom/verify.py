@@ -147,14 +147,9 @@ def store_files(store_path: str | os.PathLike[str], ref: str,
 
 
 def _blob_sha256(store: Any, sha256: str) -> str:
-    blobs = store.blobs
-    h = hashlib.sha256()
-    if hasattr(blobs, "open_range"):  # the BlobBackend interface
-        with blobs.open_range(sha256) as fh:
-            while block := fh.read(_CHUNK):
-                h.update(block)
-        return h.hexdigest()
-    return _sha256(str(store.blob_path(sha256)))
+    from mlwarden.store.blobs import hash_blob
+
+    return hash_blob(store.blobs, sha256).sha256
 
 
 def compare(expected: Mapping[str, str | None], actual: Mapping[str, str],
