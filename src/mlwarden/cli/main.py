@@ -40,6 +40,8 @@ COMMANDS: dict[str, str] = {
     "verify-provenance": "mlwarden.cli.provenance:verify_provenance",
     "deploy": "mlwarden.cli.deploy:deploy",
     "monitor": "mlwarden.cli.deploy:monitor",
+    "trace": "mlwarden.cli.incident:trace",
+    "restore": "mlwarden.cli.incident:restore",
 }
 
 
