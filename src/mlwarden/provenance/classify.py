@@ -107,6 +107,22 @@ def _under(path: str, roots: Iterable[str]) -> str | None:
     return None
 
 
+def _weights(path: str, ext: str) -> bool:
+    """Model weights by content: safetensors, GGUF and HDF5 whatever their name; pickle or
+    zip (torch.save) only under a weights name, since data is pickled and zipped too."""
+    from mlwarden.scan import sniff as S
+
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(S.HEAD_BYTES)
+        kind = S.sniff(head, os.path.getsize(path))
+    except OSError:
+        return False
+    if kind in (S.SAFETENSORS, S.GGUF, S.HDF5):
+        return True
+    return kind in (S.PICKLE, S.ZIP) and ext in WEIGHT_EXT
+
+
 def _files_in(directory: str, limit: int = 100_000) -> list[str]:
     out: list[str] = []
     for dirpath, dirnames, filenames in os.walk(directory):
@@ -172,14 +188,14 @@ def classify(capture: Capture, *, cwd: str, outputs: Iterable[str],
         if path.startswith(SYSTEM_PREFIXES):
             out.ignored["system"] += 1
             continue
-        if _under(path, [hf_home]) or _under(path, tool_caches):
+        inside = _under(path, [workspace]) is not None
+        if not inside and (_under(path, [hf_home]) or _under(path, tool_caches)):
             out.ignored["caches"] += 1
             continue
         if not _regular(path):
             out.ignored["missing-or-special"] += 1
             continue
         ext = os.path.splitext(path)[1].lower()
-        inside = _under(path, [workspace]) is not None
         if ext in CODE_EXT:
             rel = os.path.relpath(path, workspace) if inside else path
             if source is not None and inside and rel in source.tracked and \
@@ -190,10 +206,11 @@ def classify(capture: Capture, *, cwd: str, outputs: Iterable[str],
                 out.dirty_code.append(rel)
             continue
         parent = os.path.dirname(path)
-        if ext in WEIGHT_EXT or os.path.basename(path) in MODEL_MARKERS:
+        weights = _weights(path, ext)
+        if weights or os.path.basename(path) in MODEL_MARKERS:
             if any(os.path.isfile(os.path.join(parent, mk)) for mk in MODEL_MARKERS):
                 model_dirs[parent].append(path)
-            elif ext in WEIGHT_EXT:
+            elif weights:
                 singles.append(("base-model", path))
             else:
                 singles.append(("config", path))
