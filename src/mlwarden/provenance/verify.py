@@ -336,7 +336,9 @@ def verify_provenance(model: str | os.PathLike[str], provenance: str | os.PathLi
     m = Path(model)
     rec = Path(provenance) if provenance is not None else m / DEFAULT_NAME
     data = read_record(rec)
-    skip = list(opts.ignore)
+    # The model's own record (provenance.json) is never an output of training, whichever
+    # record is being verified.
+    skip = [*opts.ignore, DEFAULT_NAME]
     if m.is_dir():
         with contextlib.suppress(ValueError):
             skip.append(rec.resolve().relative_to(m.resolve()).as_posix())
