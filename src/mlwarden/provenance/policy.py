@@ -143,13 +143,20 @@ def _requirement(data: Mapping[str, Any], base: Path, where: str, match: str) ->
         match=match, require=bool(data.get("require", True)), record=record,
         builders=_strs(data, "builders", where), source=source, source_ref=ref, trust=trust,
         datasets=datasets, allow_dirty=bool(data.get("allow-dirty", False)))
-    if req.require and not req.builders:
+    return req
+
+
+def _check_anchored(entries: list[ProvenanceRequirement], where: str) -> None:
+    """Requiring provenance while accepting no builder or trusting no signer is a mistake,
+    not a policy. (One entry may leave the rest unanchored: only its models can load.)"""
+    if not any(e.require for e in entries):
+        return
+    if not any(e.builders for e in entries):
         raise ProvenanceInputError(f"{where}: provenance is required but no builders are "
                                    "accepted (builders = [...])")
-    if req.require and trust.empty:
+    if all(e.trust.empty for e in entries):
         raise ProvenanceInputError(f"{where}: provenance is required but no public key, "
                                    "certificate chain or Sigstore identity is trusted")
-    return req
 
 
 def requirements_from_mapping(data: Mapping[str, Any], base: str | os.PathLike[str] = ".",
@@ -169,4 +176,5 @@ def requirements_from_mapping(data: Mapping[str, Any], base: str | os.PathLike[s
             raise ProvenanceInputError(f"{w}: needs match = \"ORG/NAME glob\"")
         merged = {**{k: v for k, v in top.items() if k in KEYS}, **dict(m)}
         entries.append(_requirement(merged, root, w, m["match"]))
+    _check_anchored([default, *entries], where)
     return ProvenanceRequirements(default, tuple(entries), source)
