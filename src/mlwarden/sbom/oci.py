@@ -56,8 +56,13 @@ def parse_target(text: str) -> ImageTarget | None:
         raise SbomInputError(f"{text}: name the path inside the image after '!' "
                              f"({transport}:LOCATION!/models/NAME)")
     ref = None
-    if not os.path.exists(loc) and ":" in loc:
-        loc, ref = loc.rsplit(":", 1)
+    if not os.path.exists(loc):
+        # LOCATION:REF, where the ref may itself hold colons (acme/app:1).
+        cuts = [i for i, c in enumerate(loc) if c == ":"]
+        for i in cuts:
+            if os.path.exists(loc[:i]):
+                loc, ref = loc[:i], loc[i + 1:]
+                break
     if not os.path.exists(loc):
         kind = "directory" if transport == "oci" else "archive"
         raise SbomInputError(f"{loc}: no such image {kind}")
