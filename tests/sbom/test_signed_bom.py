@@ -116,7 +116,7 @@ def test_extra_missing_and_linked_files(signed: tuple[Path, Path, Path], keys: P
 
 def test_untrusted_or_altered_bom_is_not_used(signed: tuple[Path, Path, Path], keys: Pki,
                                               tmp_path: Path) -> None:
-    model, bom, sig = signed
+    model, bom, _ = signed
     res = cli("verify", "--sbom", bom, "--public-key", keys.other_pub, "--format", "json", model)
     assert res.returncode == 1
     assert bad(json.loads(res.stdout)) == {str(bom): {"sbom-signature"}}

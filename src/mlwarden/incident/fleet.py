@@ -1,11 +1,15 @@
-"""A small reader of fleet-scan results (``mlwarden fleet``: Parquet files or PostgreSQL
-tables), so trace can search them without depending on the fleet package.
+"""A small reader of fleet-scan results, so trace can search them without depending on the
+fleet package.
 
-Columns are found by name, tolerating the usual spellings (``repo``/``repo_id``/
-``repository``, ``commit``/``revision``, ``path``/``file``, ``sha256``/``digest``, ...);
-a table without a repository and a digest or path column is refused, never half-read.
-Optional columns: ``verdict``, ``rules`` (list or comma-separated), ``findings`` (JSON or
-text that may name advisory ids), ``package`` and ``version``.
+The fleet writes (remote-fleet's schema): a directory of Parquet parts ``repos-<batch>``
+and ``files-<batch>`` (a ``files-`` part without its ``repos-`` part is a killed batch and
+is ignored), or PostgreSQL tables ``fleet_repos`` / ``fleet_files`` keyed by ``run``. Files
+carry ``repo`` (``hf://ORG/NAME[@REV]``, or an s3:// URL), ``path``, ``sha256`` (may be
+null), ``verdict`` and ``rules`` (a JSON list); the commit comes from the repos table.
+
+Any other single Parquet file is read by column names, tolerating the usual spellings
+(``repo_id``, ``revision``, ``digest``...); a table without a repository and a digest,
+path or package column is refused, never half-read.
 """
 
 from __future__ import annotations
@@ -108,10 +112,39 @@ def _row(rec: dict[str, Any], cols: dict[str, str], source: str) -> FleetRow | N
                     _text(rec.get(cols["source"])) or source if "source" in cols else source)
 
 
+def normalize_repo(key: str) -> str:
+    """``hf://ORG/NAME@REV (endpoint)`` -> ``ORG/NAME``; other URLs stay as they are."""
+    k = key.split(" (", 1)[0]
+    if k.startswith("hf://"):
+        k = k[len("hf://"):].split("@", 1)[0]
+        k = k.removeprefix("models/")
+    return k
+
+
+def _batches(directory: Path) -> list[tuple[Path, Path]]:
+    """(repos part, files part) of every complete batch."""
+    out = []
+    for f in sorted(directory.glob("files-*.parquet")):
+        r = directory / ("repos-" + f.name[len("files-"):])
+        if r.is_file():
+            out.append((r, f))
+    return out
+
+
+def _table_rows(path: Path, columns: list[str] | None = None) -> Iterator[dict[str, Any]]:
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(str(path))
+    names = set(pf.schema_arrow.names)
+    cols = [c for c in columns if c in names] if columns is not None else None
+    for batch in pf.iter_batches(columns=cols):
+        yield from batch.to_pylist()
+
+
 def read_parquet(path: str | os.PathLike[str]) -> Iterator[FleetRow]:
-    """A Parquet file, or a directory of them (a partitioned dataset)."""
+    """A fleet output directory, or any single Parquet file of scan rows."""
     try:
-        import pyarrow.dataset as ds
+        import pyarrow  # noqa: F401
     except ImportError:
         raise TraceInputError("reading Parquet fleet results needs pyarrow: "
                               "pip install 'mlwarden[fleet]'") from None
@@ -119,55 +152,76 @@ def read_parquet(path: str | os.PathLike[str]) -> Iterator[FleetRow]:
     if not p.exists():
         raise TraceInputError(f"{p}: no such Parquet file or directory")
     try:
-        dataset = ds.dataset(str(p), format="parquet")
-        cols = _columns(dataset.schema.names, str(p))
-        seen = 0
-        for batch in dataset.to_batches(columns=sorted(set(cols.values()))):
-            for rec in batch.to_pylist():
-                seen += 1
-                if seen > MAX_ROWS:
-                    raise TraceInputError(f"{p}: more than {MAX_ROWS} rows")
-                row = _row(rec, cols, str(p))
-                if row is not None:
-                    yield row
+        if p.is_dir():
+            batches = _batches(p)
+            if not batches:
+                raise TraceInputError(f"{p}: no complete fleet batches (repos-*/files-* "
+                                      "Parquet parts)")
+            commits: dict[str, str | None] = {}
+            for repos, _ in batches:
+                for rec in _table_rows(repos, ["repo", "commit"]):
+                    commits[str(rec.get("repo"))] = _text(rec.get("commit"))
+            seen = 0
+            for _, files in batches:
+                for rec in _table_rows(files, ["repo", "path", "sha256", "verdict",
+                                               "rules"]):
+                    seen += 1
+                    if seen > MAX_ROWS:
+                        raise TraceInputError(f"{p}: more than {MAX_ROWS} rows")
+                    key = str(rec.get("repo") or "")
+                    if not key:
+                        continue
+                    sha = _text(rec.get("sha256"))
+                    yield FleetRow(normalize_repo(key), commits.get(key),
+                                   _text(rec.get("path")), sha.lower() if sha else None,
+                                   _text(rec.get("verdict")), _rules(rec.get("rules")), "",
+                                   None, None, f"{files.name}: {key}")
+            return
+        import pyarrow.parquet as pq
+
+        cols = _columns(pq.ParquetFile(str(p)).schema_arrow.names, str(p))
+        for seen, rec in enumerate(_table_rows(p, sorted(set(cols.values()))), 1):
+            if seen > MAX_ROWS:
+                raise TraceInputError(f"{p}: more than {MAX_ROWS} rows")
+            row = _row(rec, cols, str(p))
+            if row is not None:
+                yield row
     except TraceInputError:
         raise
     except Exception as exc:  # pyarrow's own errors: a damaged or foreign file
         raise TraceInputError(f"{p}: cannot read Parquet: {exc}") from None
 
 
-def read_postgres(url: str, table: str) -> Iterator[FleetRow]:
-    """Rows of ``table`` in a PostgreSQL database (the fleet's PostgreSQL sink)."""
-    import re
-
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?", table):
-        raise TraceInputError(f"{table!r} is not a table name")
+def read_postgres(url: str, run: str | None = None) -> Iterator[FleetRow]:
+    """``fleet_files`` joined with ``fleet_repos`` (for the commit), optionally one run."""
     try:
         import psycopg
     except ImportError:
         raise TraceInputError("reading fleet results from PostgreSQL needs psycopg") from None
+    sql = ("SELECT f.repo, r.commit, f.path, f.sha256, f.verdict, f.rules, f.run "
+           "FROM fleet_files f LEFT JOIN fleet_repos r ON r.run = f.run AND r.repo = f.repo")
+    params: tuple[str, ...] = ()
+    if run is not None:
+        sql += " WHERE f.run = %s"
+        params = (run,)
     try:
-        with psycopg.connect(url) as conn:
-            cur = conn.execute(f"SELECT * FROM {table} LIMIT 0")
-            names = [d.name for d in cur.description or []]
-            cols = _columns(names, table)
-            picked = sorted(set(cols.values()))
-            sql = "SELECT " + ", ".join(f'"{c}"' for c in picked) + f" FROM {table}"
-            with conn.cursor(name="mlwarden_trace") as named:
-                named.execute(sql)
-                for values in named:
-                    row = _row(dict(zip(picked, values, strict=True)), cols, f"postgres:{table}")
-                    if row is not None:
-                        yield row
-    except TraceInputError:
-        raise
+        with psycopg.connect(url) as conn, conn.cursor(name="mlwarden_trace") as cur:
+            cur.execute(sql, params)
+            for repo, commit, path, sha, verdict, rules, r in cur:
+                if not repo:
+                    continue
+                yield FleetRow(normalize_repo(str(repo)), _text(commit), _text(path),
+                               str(sha).lower() if sha else None, _text(verdict),
+                               _rules(rules), "", None, None, f"postgres run {r}: {repo}")
     except psycopg.Error as exc:
-        raise TraceInputError(f"cannot read {table} from PostgreSQL: {exc}") from None
+        raise TraceInputError(f"cannot read fleet results from PostgreSQL: {exc}") from None
 
 
 def read_fleet(spec: str) -> Iterator[FleetRow]:
-    """``PATH`` (Parquet) or ``postgresql://...#TABLE``."""
+    """``PATH`` (a fleet output directory or a Parquet file) or
+    ``postgresql://...[#run=NAME]``."""
     if spec.startswith(("postgresql://", "postgres://")):
-        url, _, table = spec.partition("#")
-        return read_postgres(url, table or "fleet_files")
+        url, _, frag = spec.partition("#")
+        run = frag.removeprefix("run=") if frag else None
+        return read_postgres(url, run or None)
     return read_parquet(spec)
