@@ -115,7 +115,7 @@ class Receiver:
         outer = self
 
         class H(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 outer.events.append((time.monotonic(), json.loads(body)))
                 self.send_response(204)
@@ -182,7 +182,7 @@ def start(world: World, state: Path, *extra: str | Path) -> Running:
             str(world.env_sig), "--public-key", str(world.keys.pub), "--state-dir", str(state),
             *map(str, extra)]
     proc = subprocess.Popen(args, env=env(), stdout=subprocess.DEVNULL,
-                            stderr=open(log, "w"), text=True)  # noqa: SIM115
+                            stderr=open(log, "w"), text=True)
     run = Running(proc, log)
     end = time.monotonic() + 60
     while time.monotonic() < end:
