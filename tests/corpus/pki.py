@@ -79,7 +79,8 @@ class Pki:
 
 
 def make_pki(d: Path) -> Pki:
-    """Keys and a private CA written under ``d``."""
+    """Keys and a private CA written under ``d`` (created if needed)."""
+    d.mkdir(parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
     other = ec.generate_private_key(ec.SECP256R1())
     root_key = ec.generate_private_key(ec.SECP384R1())
