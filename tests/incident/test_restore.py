@@ -107,7 +107,7 @@ def test_restore_a_tag(world: World) -> None:
         store.close()
     dry = cli("restore", "--store", world.store, "--tag", "acme/r:prod", "--policy",
               world.policy, "--public-key", world.keys.pub, "--dry-run")
-    assert dry.returncode == 0 and f"would restore tag acme/r:prod" in dry.stdout
+    assert dry.returncode == 0 and "would restore tag acme/r:prod" in dry.stdout
     res = cli("restore", "--store", world.store, "--tag", "acme/r:prod", "--policy",
               world.policy, "--public-key", world.keys.pub)
     assert res.returncode == 0, res.stderr

@@ -38,6 +38,13 @@ def cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=300)
 
 
+def weights(seed: int) -> bytes:
+    import numpy as np
+    from safetensors.numpy import save
+
+    return save({"w": np.full((4, 4), seed, dtype=np.float32)})
+
+
 def write_fleet(d: Path) -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -77,17 +84,20 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     add("a2", "acme/a", {"weights.bin": POISON, "config.json": b'{"v": 2}'})
     add("b1", "acme/b", {"sub/layer.pt": POISON, "README.md": b"b"})
     add("c1", "acme/c", {"weights.bin": b"clean", "config.json": b"{}"})
-    m1, m2, m3 = b"model one" * 10, b"model two" * 10, b"model three" * 10
+    m1, m2, m3 = (weights(i) for i in (1, 2, 3))
     add("m1", "acme/m1", {"model.safetensors": m1},
         record(keys.key, "101", {"model.safetensors": m1}, datasets={"train.jsonl": DATA_1},
                dists={"torch": "2.13.0", "transformers": "4.30.0"}))
-    add("m2", "acme/m2", {"model.safetensors": m2},
-        record(keys.key, "102", {"model.safetensors": m2}, datasets={"train.jsonl": DATA_1},
+    add("m2", "acme/m2", {"model.safetensors": m2, "config.json": b"{}"},
+        record(keys.key, "102", {"model.safetensors": m2, "config.json": b"{}"},
+               datasets={"train.jsonl": DATA_1},
                dists={"torch": "2.1.0", "transformers": "5.25.0"}))
     add("m3", "acme/m3", {"model.safetensors": m3},
         record(keys.key, "103", {"model.safetensors": m3}, datasets={"other.jsonl": DATA_2},
                dists={"torch": "2.13.0", "transformers": "5.25.0"}))
     add("fork", "forks/m1", {"model.safetensors": m1, "README.md": b"a copy of m1"})
+    # Shares only a generic file with m2's outputs: not an output of m2's run.
+    add("cfg", "acme/same-config", {"model.safetensors": weights(9), "config.json": b"{}"})
     dep = root / "deploy" / "svc-b"
     deploy(store, "acme/b", "main", dep, signer=BomSigner(key=str(keys.key)))
     store.close()

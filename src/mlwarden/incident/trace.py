@@ -248,6 +248,7 @@ class Tracer:
     def __init__(self, store: Any | None, sources: TraceSources) -> None:
         self.store = store
         self.sources = sources
+        self._weights: dict[str, bool] = {}
 
     # -- indexes ----------------------------------------------------------------------
 
@@ -398,11 +399,38 @@ class Tracer:
                              "subjects": dict(rec.subjects)}))
 
     def _subjects_to_commits(self, rec: RunRecord, commit_hit: Any, why: str) -> None:
+        """The commits holding the run's model: its record, or any of its weight files.
+        Sharing only a config or a tokenizer file with the run's outputs does not make a
+        commit an output of that run (those files are common to many models)."""
         if rec.repo and rec.commit:
             commit_hit(rec.repo, rec.commit, f"{why} (holds the record {rec.origin})")
         for name, sha in rec.subjects.items():
-            for repo, commit, path in self.store_files_with(sha):
-                commit_hit(repo, commit, f"{why}: {path} is its output {name}")
+            hits = self.store_files_with(sha)
+            if hits and self._is_weights(sha):
+                for repo, commit, path in hits:
+                    commit_hit(repo, commit, f"{why}: {path} is its output {name}")
+
+    def _is_weights(self, sha: str) -> bool:
+        """Decided by content (mlwarden's sniffer), as everywhere else."""
+        cached = self._weights.get(sha)
+        if cached is not None:
+            return cached
+        if self.store is None:
+            return False
+        from mlwarden.deploy.deploy import open_blob
+        from mlwarden.scan import sniff as S
+
+        try:
+            with open_blob(self.store, sha) as fh:
+                head = fh.read(S.HEAD_BYTES)
+            size = self.store.blobs.size(sha)
+            kind = S.sniff(head, size)
+        except Exception:
+            kind = "unknown"
+        weights = kind in (S.SAFETENSORS, S.GGUF, S.HDF5, S.PICKLE, S.ZIP, S.NPY,
+                           S.PROTOBUF)
+        self._weights[sha] = weights
+        return weights
 
     def _trace_runs_by_digest(self, sha: str, records: list[RunRecord], res: TraceResult,
                               commit_hit: Any) -> None:
