@@ -249,7 +249,11 @@ def monitor(deployments: tuple[str, ...], boms: tuple[tuple[str, str, str], ...]
     if metrics_port is not None:
         from mlwarden.monitor.metrics import Metrics, serve
 
-        metrics = Metrics()
+        try:
+            metrics = Metrics()
+        except ImportError:
+            raise CliError("--metrics-port needs prometheus-client: pip install "
+                           "'mlwarden[monitor]'") from None
     opts = MonitorOptions(sources, site_dirs, Path(state_dir) if state_dir else
                           default_state_dir(), interval, rehash_interval, 0.2,
                           exit_on_alert, once, bytecode, startup, not no_events)

@@ -120,7 +120,8 @@ def attest(output: str, key: str | None, password_env: str | None, cert: str | N
             "subjects": [{"name": a.name, "sha256": a.sha256, "size": a.size}
                          for a in rec.subjects],
             "dependencies": kinds, "builder": rec.builder.id, "source": rec.source_uri,
-            "slsa_level": rec.level.to_dict(), "warnings": list(res.warnings)}, indent=2)
+            "slsa_level": rec.level.to_dict(), "warnings": list(res.warnings),
+            "seconds": res.timings}, indent=2)
             + "\n")
         return
     counts = ", ".join(f"{n} {k}" for k, n in sorted(

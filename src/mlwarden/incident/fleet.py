@@ -146,8 +146,8 @@ def read_parquet(path: str | os.PathLike[str]) -> Iterator[FleetRow]:
     try:
         import pyarrow  # noqa: F401
     except ImportError:
-        raise TraceInputError("reading Parquet fleet results needs pyarrow: "
-                              "pip install 'mlwarden[fleet]'") from None
+        raise TraceInputError("reading Parquet fleet results needs pyarrow "
+                              "(pip install pyarrow)") from None
     p = Path(path)
     if not p.exists():
         raise TraceInputError(f"{p}: no such Parquet file or directory")

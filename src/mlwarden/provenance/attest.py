@@ -17,7 +17,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +117,8 @@ class AttestResult:
     statement: dict[str, Any] | None = None
     output: Path | None = None
     warnings: tuple[str, ...] = ()
+    # Seconds spent before starting the command, running it, and after it (the overhead).
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 # ----------------------------------------------------------------------------- assembling
@@ -156,7 +158,8 @@ def assemble(*, command: Sequence[str], cwd: str, capture: Capture, before: Snap
              exclude: Sequence[str], env: Mapping[str, str], sign_method: str | None,
              image: str | None = None, source_uri: str | None = None,
              dists: list[Dependency] | None = None, hasher: Hasher | None = None,
-             extra_outputs: Sequence[str] = ()) -> tuple[BuildRecord, list[str]]:
+             extra_outputs: Sequence[str] = (),
+             listed: Sequence[Any] | None = None) -> tuple[BuildRecord, list[str]]:
     """The BuildRecord of a finished run, plus warnings for the user."""
     warnings: list[str] = []
     h = hasher or Hasher()
@@ -188,7 +191,7 @@ def assemble(*, command: Sequence[str], cwd: str, capture: Capture, before: Snap
     if interp is not None:
         deps.append(interp)
     if dists is None and capture.main is not None:
-        dists = distributions(list(capture.main.sys_path), cls.env_reads)
+        dists = distributions(list(capture.main.sys_path), cls.env_reads, listed)
     deps.extend(dists or [])
     if image:
         deps.append(image_dependency(image))
@@ -269,9 +272,11 @@ class _EnvIndex(threading.Thread):
         super().__init__(daemon=True, name="attest-env")
         self.logdir, self.stop = logdir, stop
         self.paths: list[str] | None = None
-        self.base: list[Dependency] | None = None
+        self.listed: list[Any] | None = None
 
     def run(self) -> None:
+        from mlwarden.provenance.environment import scan
+
         while not self.stop.wait(0.05):
             cap = read_logs(self.logdir)
             if cap.main is not None:
@@ -279,7 +284,23 @@ class _EnvIndex(threading.Thread):
                 break
         if self.paths is not None:
             with contextlib.suppress(Exception):
-                self.base = distributions(self.paths)
+                self.listed = scan(self.paths)
+        _warm_imports()
+
+
+def _warm_imports() -> None:
+    """What validating and signing will need, loaded while the command still runs (on an
+    otherwise idle core), not after it."""
+    with contextlib.suppress(ImportError):
+        import cryptography.hazmat.primitives.asymmetric.ec
+        import cryptography.hazmat.primitives.serialization  # noqa: F401
+        import google.protobuf.json_format  # noqa: F401
+        import in_toto_attestation.predicates.provenance.v1.provenance_pb2
+        import in_toto_attestation.v1.resource_descriptor
+        import in_toto_attestation.v1.statement  # noqa: F401
+
+        import mlwarden.scan.sniff
+        import mlwarden.util.fs  # noqa: F401
 
 
 def child_environment(base: Mapping[str, str], logdir: Path) -> dict[str, str]:
@@ -291,6 +312,7 @@ def child_environment(base: Mapping[str, str], logdir: Path) -> dict[str, str]:
 
 
 def attest(opts: AttestOptions) -> AttestResult:
+    t_enter = time.perf_counter()
     if not opts.command:
         raise AttestError("no command to run: mlwarden attest --output FILE -- CMD ...")
     env = dict(os.environ if opts.env is None else opts.env)
@@ -305,7 +327,12 @@ def attest(opts: AttestOptions) -> AttestResult:
         except ValueError as exc:
             raise AttestError(f"--image-digest: {exc}") from None
     cwd = str(opts.cwd.resolve())
-    source = git_source(cwd, env)
+    # The tree is read by git while the command starts (its interpreter takes longer to
+    # come up than git takes): a tracked file the command changes at once can only make the
+    # record say "dirty", never hide a change.
+    git_result: list[SourceInfo | None] = []
+    git_thread = threading.Thread(target=lambda: git_result.append(git_source(cwd, env)),
+                                  name="attest-git", daemon=True)
     builder = detect_builder(env, opts.builder_id)
     roots = [str(r.resolve()) for r in opts.outputs] or [cwd]
     logdir = Path(tempfile.mkdtemp(prefix="mlwarden-attest-"))
@@ -315,6 +342,8 @@ def attest(opts: AttestOptions) -> AttestResult:
         stop = threading.Event()
         index = _EnvIndex(logdir, stop)
         started = time.time()
+        t_start = time.perf_counter()
+        git_thread.start()
         try:
             proc = subprocess.Popen(list(opts.command), cwd=cwd,
                                     env=child_environment(env, logdir))
@@ -327,6 +356,9 @@ def attest(opts: AttestOptions) -> AttestResult:
         with _forward_signals(proc):
             code = proc.wait()
         finished = time.time()
+        t_end = time.perf_counter()
+        git_thread.join()
+        source = git_result[0] if git_result else None
         stop.set()
         if index.is_alive():
             index.join()
@@ -336,25 +368,18 @@ def attest(opts: AttestOptions) -> AttestResult:
         capture = read_logs(logdir)
         after = take_snapshot(roots, exclude)
         dists: list[Dependency] | None = [] if not opts.environment else None
-        if opts.environment and index.base is not None and capture.main is not None:
-            dists = _mark_used(index.base, capture, index.paths or [])
+        listed = index.listed if opts.environment and capture.main is not None and \
+            index.paths == list(capture.main.sys_path) else None
         record, warnings = assemble(
             command=opts.command, cwd=cwd, capture=capture, before=before, after=after,
             source=source, builder=builder, started=started, finished=finished,
             exit_code=code, declared=opts.declared, exclude=exclude, env=env,
             sign_method=opts.sign.method if opts.sign is not None else None,
-            image=opts.image, source_uri=opts.source_uri, dists=dists)
+            image=opts.image, source_uri=opts.source_uri, dists=dists, listed=listed)
         stmt = write_record(record, out, opts.sign)
-        return AttestResult(0, record, stmt, out, tuple(warnings))
+        return AttestResult(0, record, stmt, out, tuple(warnings), {
+            "before": round(t_start - t_enter, 4), "command": round(t_end - t_start, 4),
+            "after": round(time.perf_counter() - t_end, 4)})
     finally:
         shutil.rmtree(logdir, ignore_errors=True)
 
-
-def _mark_used(base: list[Dependency], capture: Capture, paths: list[str]) -> list[Dependency]:
-    from mlwarden.provenance.classify import owners_of
-
-    roots = [os.path.abspath(p) for p in capture.site_dirs()]
-    used_files = [p for p in capture.reads
-                  if any(p.startswith(r.rstrip("/") + "/") for r in roots)]
-    owners = owners_of(paths, used_files)
-    return [replace(d, annotations={**d.annotations, "used": d.name in owners}) for d in base]

@@ -51,6 +51,13 @@ def sha256_file(path: str) -> tuple[str, int]:
     return h.hexdigest(), size
 
 
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
 class Hasher:
     """sha256 of many files in threads (hashlib releases the GIL), each file once."""
 
@@ -69,7 +76,8 @@ class Hasher:
             except OSError:
                 return p, None
 
-        if len(todo) == 1 or self.workers <= 1:
+        small = sum(_size(p) for p in todo[:64]) < (16 << 20) and len(todo) <= 64
+        if small or self.workers <= 1:  # threads cost more than they save here
             self.done.update(map(one, todo))
             return
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
@@ -319,60 +327,26 @@ def _dir_dep(kind: str, name: str, directory: str, files: Sequence[str], h: Hash
     return Dependency(kind, name, None, {"sha256": dirhash(digests.items())}, ann)
 
 
-def distributions(paths: Sequence[str], used_files: Iterable[str] = ()) -> list[Dependency]:
+def distributions(paths: Sequence[str], used_files: Iterable[str] = (),
+                  listed: Sequence[Any] | None = None) -> list[Dependency]:
     """Installed distributions visible on ``paths`` (a process's sys.path), each as
     ``pkg:pypi/NAME@VERSION``; ``used`` when the run read one of its files."""
-    from mlwarden.sbom.environment import installed
+    from urllib.parse import quote
 
-    used_dists = owners_of(paths, used_files)
+    from mlwarden.provenance.environment import owners, scan
+
+    dists = list(listed) if listed is not None else scan(paths)
+    used = owners(dists, used_files)
     out = []
-    for lib in installed(list(paths)):
-        digest = {a: v for a, v in lib.hashes if a == "sha256"}
-        ann: dict[str, Any] = dict(lib.properties)
-        ann["used"] = lib.name in used_dists
-        out.append(Dependency("distribution", lib.name, lib.purl, digest, ann))
+    for d in dists:
+        ann: dict[str, Any] = {}
+        if d.record_sha256:
+            ann["mlwarden:record-sha256"] = d.record_sha256
+        ann["used"] = d.name in used
+        digest = {a: v for a, v in d.hashes.items() if a == "sha256"}
+        purl = f"pkg:pypi/{d.name}@{quote(d.version, safe='.+!-_')}"
+        out.append(Dependency("distribution", d.name, purl, digest, ann))
     return out
-
-
-def owners_of(paths: Sequence[str], used_files: Iterable[str]) -> set[str]:
-    """Canonical names of the distributions that own any of ``used_files``."""
-    import importlib.metadata as md
-
-    from packaging.utils import canonicalize_name
-
-    wanted = {os.path.abspath(f) for f in used_files}
-    if not wanted:
-        return set()
-    # Top-level directories read -> distributions that install them (RECORD's first part).
-    tops: dict[str, set[str]] = defaultdict(set)
-    for f in wanted:
-        for p in paths:
-            base = os.path.abspath(p)
-            if f.startswith(base + "/"):
-                first = f[len(base) + 1:].split("/", 1)[0]
-                # Reading metadata (version checks read every METADATA) is not using it.
-                if not first.endswith((".dist-info", ".egg-info")):
-                    tops[base].add(first)
-                break
-    owners: set[str] = set()
-    for dist in md.distributions(path=list(paths)):
-        try:
-            name = str(canonicalize_name(dist.metadata["Name"] or ""))
-        except Exception:
-            continue
-        base = os.path.abspath(str(dist.locate_file("")))
-        top = tops.get(base)
-        if not top:
-            continue
-        try:
-            record = dist.read_text("RECORD") or ""
-        except OSError:
-            continue
-        firsts = {line.split(",", 1)[0].split("/", 1)[0] for line in record.splitlines()}
-        firsts = {f for f in firsts if not f.endswith((".dist-info", ".egg-info"))}
-        if top & firsts:
-            owners.add(name)
-    return owners
 
 
 def interpreter(capture: Capture) -> Dependency | None:

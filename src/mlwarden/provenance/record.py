@@ -170,10 +170,16 @@ def schema_errors(stmt: Mapping[str, Any]) -> list[str]:
             for e in sorted(validator.iter_errors(stmt), key=lambda e: list(e.absolute_path))]
 
 
-def validate_statement(stmt: Mapping[str, Any]) -> None:
-    """in-toto-attestation's Statement checks plus the SLSA v1 schema; ValueError if not."""
+def validate_statement(stmt: Mapping[str, Any], schema: bool = False) -> None:
+    """in-toto-attestation's Statement and ResourceDescriptor checks, and a strict parse of
+    the predicate into the official SLSA Provenance v1 protobuf (unknown fields, wrong types
+    and malformed timestamps are errors); ValueError if invalid. ``schema`` also checks the
+    JSON schema (jsonschema's import costs seconds, too much after every training run; the
+    tests check every record against it)."""
     from google.protobuf import json_format
+    from in_toto_attestation.predicates.provenance.v1 import provenance_pb2
     from in_toto_attestation.v1 import statement_pb2
+    from in_toto_attestation.v1.resource_descriptor import ResourceDescriptor
     from in_toto_attestation.v1.statement import Statement
 
     try:
@@ -181,9 +187,22 @@ def validate_statement(stmt: Mapping[str, Any]) -> None:
         Statement.copy_from_pb(pb).validate()
     except (json_format.ParseError, ValueError) as exc:
         raise ValueError(f"not a valid in-toto Statement: {exc}") from None
-    errors = schema_errors(stmt)
-    if errors:
-        raise ValueError("not valid SLSA Provenance v1: " + "; ".join(errors[:5]))
+    if stmt.get("predicateType") != SLSA_PROVENANCE_V1:
+        raise ValueError(f"predicate type is not {SLSA_PROVENANCE_V1}")
+    try:
+        prov = json_format.ParseDict(stmt.get("predicate") or {}, provenance_pb2.Provenance(),
+                                     ignore_unknown_fields=False)
+        for d in (*prov.build_definition.resolved_dependencies,
+                  *prov.run_details.byproducts):
+            ResourceDescriptor.copy_from_pb(d).validate()
+    except (json_format.ParseError, ValueError, TypeError) as exc:
+        raise ValueError(f"not valid SLSA Provenance v1: {exc}") from None
+    if not prov.build_definition.build_type or not prov.run_details.builder.id:
+        raise ValueError("not valid SLSA Provenance v1: buildType and builder.id are required")
+    if schema:
+        errors = schema_errors(stmt)
+        if errors:
+            raise ValueError("not valid SLSA Provenance v1: " + "; ".join(errors[:5]))
 
 
 def subjects_of(stmt: Mapping[str, Any]) -> dict[str, str]:

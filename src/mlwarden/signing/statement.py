@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlwarden.signing.bundle import certificate_identities, certificate_issuer
 from mlwarden.signing.errors import SigningError, SigningInputError
 
 BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
@@ -417,6 +416,8 @@ def _verify_certificate(env: Envelope, chain_paths: Sequence[Path],
                            f"{exc}") from None
     if not _can_sign(leaf):
         raise SigningError("the signing certificate is not for digital signatures")
+    from mlwarden.signing.bundle import certificate_identities, certificate_issuer
+
     names = tuple(certificate_identities(leaf))
     issuer = certificate_issuer(leaf)
     if ident is not None:
