@@ -78,6 +78,12 @@ class Pki:
     wrong_leaf: Path
 
 
+PKI_FILES = {"key": "key.pem", "pub": "pub.pem", "other_pub": "other.pub.pem",
+             "root": "root.pem", "intermediate": "intermediate.pem",
+             "leaf_key": "leaf.key.pem", "leaf": "leaf.pem", "other_root": "other-root.pem",
+             "wrong_leaf_key": "wrong.key.pem", "wrong_leaf": "wrong.pem"}
+
+
 def make_pki(d: Path) -> Pki:
     """Keys and a private CA written under ``d`` (created if needed)."""
     d.mkdir(parents=True, exist_ok=True)

@@ -76,12 +76,12 @@ def test_an_added_file_is_refused(model_copy: Path, keys: Pki) -> None:
     assert code == 1 and rules(doc) == {"provenance-not-a-subject"}
 
 
-def test_a_different_dataset_is_refused(trained: Trained, keys: Pki) -> None:
+def test_a_different_dataset_is_refused(trained: Trained, keys: Pki, tmp_path: Path) -> None:
     other = hashlib.sha256(b"the approved dataset is another one").hexdigest()
     code, doc, _ = verify(trained.model, trained.record, keys, "--dataset-digest", other)
     assert code == 1 and rules(doc) == {"provenance-dataset"}
     # A record whose dataset was swapped, re-signed by the trusted key, is refused as well.
-    rec = resign(trained.record, trained.record.parent.parent / "other-data.json", keys.key,
+    rec = resign(trained.record, tmp_path / "other-data.json", keys.key,
                  lambda s: next(d for d in s["predicate"]["buildDefinition"]
                                 ["resolvedDependencies"] if d["annotations"]["mlwarden:kind"]
                                 == "dataset")["digest"].update(sha256=other))
@@ -89,7 +89,8 @@ def test_a_different_dataset_is_refused(trained: Trained, keys: Pki) -> None:
     assert code == 1 and rules(doc) == {"provenance-dataset"}
 
 
-def test_a_different_commit_or_source_is_refused(trained: Trained, keys: Pki) -> None:
+def test_a_different_commit_or_source_is_refused(trained: Trained, keys: Pki,
+                                                 tmp_path: Path) -> None:
     code, doc, _ = verify(trained.model, trained.record, keys, "--source-commit", "0123456789")
     assert code == 1 and rules(doc) == {"provenance-source"}
     res = mlwarden(["verify-provenance", str(trained.model), "--builder", BUILDER, "--source",
@@ -102,7 +103,7 @@ def test_a_different_commit_or_source_is_refused(trained: Trained, keys: Pki) ->
                    if d["annotations"]["mlwarden:kind"] == "source")
         src["digest"]["gitCommit"] = "f" * 40
 
-    rec = resign(trained.record, trained.record.parent.parent / "other-commit.json", keys.key,
+    rec = resign(trained.record, tmp_path / "other-commit.json", keys.key,
                  other_commit)
     code, doc, _ = verify(trained.model, rec, keys, "--source-commit", trained.commit)
     assert code == 1 and rules(doc) == {"provenance-source"}
