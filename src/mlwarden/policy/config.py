@@ -92,6 +92,8 @@ class Policy:
     exceptions: tuple[PolicyException, ...] = ()
     source: str = "built-in defaults"
     provenance: ProvenanceRequirements | None = None  # [policy.provenance]
+    # Registry review: two distinct approvers, neither of them the pusher's owner.
+    two_person_review: bool = False
 
     def reviewed(self, model: str, commit: str) -> RemoteCodeReview | None:
         for r in self.remote_code:
@@ -122,6 +124,8 @@ class Policy:
         # version.
         body = {k: plain(v) for k, v in dataclasses.asdict(self).items() if k != "source"
                 and not (k == "provenance" and v is None)}
+        if not self.two_person_review:
+            del body["two_person_review"]
         text = json.dumps(body, sort_keys=True, separators=(",", ":"))
         return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
@@ -201,7 +205,8 @@ def _review(item: Any, i: int) -> RemoteCodeReview:
 
 _KEYS = {"require-safetensors", "allowed-orgs", "blocked-orgs", "official-orgs",
          "established-orgs", "min-trust", "typosquat", "require-pinned", "block-verdict",
-         "max-file-size", "max-total-size", "remote-code", "exceptions", "provenance"}
+         "max-file-size", "max-total-size", "remote-code", "exceptions", "two-person-review",
+         "provenance"}
 
 
 def _provenance(data: Mapping[str, Any], source: str,
@@ -228,7 +233,7 @@ def policy_from_mapping(data: Mapping[str, Any], source: str = "<mapping>",
     unknown = set(data) - _KEYS
     if unknown:
         raise PolicyError(f"{source}: unknown policy keys {', '.join(sorted(unknown))}")
-    for key in ("require-safetensors", "require-pinned"):
+    for key in ("require-safetensors", "require-pinned", "two-person-review"):
         if key in data and not isinstance(data[key], bool):
             raise PolicyError(f"policy.{key}: expected true or false")
     min_trust = data.get("min-trust", "new")
@@ -261,7 +266,8 @@ def policy_from_mapping(data: Mapping[str, Any], source: str = "<mapping>",
         if "max-total-size" in data else None,
         remote_code=tuple(_review(x, i) for i, x in enumerate(rc)),
         exceptions=tuple(_exception(x, i) for i, x in enumerate(exc)),
-        source=source, provenance=_provenance(data, source, base))
+        source=source, two_person_review=data.get("two-person-review", False),
+        provenance=_provenance(data, source, base))
 
 
 def load_policy(path: str | os.PathLike[str] | None = None,
