@@ -275,3 +275,31 @@ def test_bad_input_is_one_line(world: World, tmp_path: Path) -> None:
               world.keys.pub, "--state-dir", tmp_path / "s")
     assert res.returncode == 1 and "monitor-baseline-invalid" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_manifest_pins_as_the_approval(tmp_path: Path) -> None:
+    """Models pulled through the airlock: the manifest's pins are the approved state."""
+    from mlwarden.manifest import Manifest, ManifestFile, ModelEntry, update
+
+    d = tmp_path / "served" / "acme-bert"
+    d.mkdir(parents=True)
+    (d / "config.json").write_text("{}")
+    (d / "model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
+    files = {p.name: ManifestFile(hashlib.sha256(p.read_bytes()).hexdigest(),
+                                  p.stat().st_size) for p in d.iterdir()}
+    manifest = tmp_path / "model-manifest.yaml"
+
+    def change(m: Manifest) -> Manifest:
+        return m.with_model("acme/bert", ModelEntry(commit="c" * 40, files=files))
+
+    update(manifest, change)
+    args = ("monitor", "--once", "--manifest", manifest, "--model", f"acme/bert={d}",
+            "--state-dir", tmp_path / "state")
+    assert cli(*args).returncode == 0
+    (d / "config.json").write_text('{"evil": 1}')
+    res = cli(*args)
+    assert res.returncode == 1
+    alerts = [json.loads(x) for x in res.stderr.splitlines() if '"event":"alert"' in x]
+    assert [(a["rule"], Path(a["path"]).name) for a in alerts] == \
+        [("monitor-file-modified", "config.json")]
+    assert "acme/bert@cccccccccccc pinned in" in alerts[0]["message"]
