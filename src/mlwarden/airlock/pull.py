@@ -171,9 +171,10 @@ def pull(opts: PullOptions, store: Store, policy: Policy, cache: ScanCache | Non
     pinned = load_manifest(opts.manifest).get(opts.repo_id)
     pinned_commit = pinned.commit if pinned is not None else None
 
-    def candidate(files: tuple[CandidateFile, ...], code: tuple[str, ...]) -> Candidate:
+    def candidate(files: tuple[CandidateFile, ...], code: tuple[str, ...],
+                  root: Path | None = None) -> Candidate:
         return Candidate(opts.repo_id, resolved.commit, resolved.revision, files, code,
-                         pinned_commit)
+                         pinned_commit, root)
 
     # Model-level rules (org, typosquat, pinning, names, sizes) before any byte is fetched.
     early = evaluate(policy, candidate(
@@ -226,7 +227,7 @@ def pull(opts: PullOptions, store: Store, policy: Policy, cache: ScanCache | Non
         result = evaluate(policy, candidate(
             tuple(CandidateFile(d.remote.path, d.sha256, d.size,
                                 *verdict_of(d.remote.path, verdicts))
-                  for d in downloaded), code))
+                  for d in downloaded), code, qdir))
         checkpoint("policy")
         rows = tuple(FileRow(d.remote.path, d.size, d.sha256, d.remote.lfs,
                              verdict_of(d.remote.path, verdicts)[0], d.remote.path in cached,

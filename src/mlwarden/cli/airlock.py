@@ -245,7 +245,10 @@ def _print_verify(result: VerifyResult) -> None:
 
 @click.command()
 @_MANIFEST
-@_STORE
+@click.option("--store", "store_path", default=None, envvar="MLWARDEN_STORE",
+              type=click.Path(file_okay=False),
+              help="Model store directory (env MLWARDEN_STORE); required unless --sbom "
+                   "checks a directory or an image.")
 @_DB
 @click.option("--upstream", is_flag=True,
               help="Also ask upstream whether pinned refs moved or pinned files changed.")
@@ -253,16 +256,47 @@ def _print_verify(result: VerifyResult) -> None:
 @click.option("--token", default=None, envvar="MLWARDEN_UPSTREAM_TOKEN", help="Upstream token.")
 @click.option("--workers", default=0, type=click.IntRange(0, 256),
               help="Hashing threads (default: CPU count).")
+@click.option("--sbom", "sbom_path", default=None, type=click.Path(dir_okay=False),
+              help="Check TARGET against this signed ML-BOM instead of the manifest.")
+@click.option("--signature", "sbom_signature", default=None, type=click.Path(dir_okay=False),
+              help="Signature of --sbom (default: BOM.sig).")
+@click.option("--public-key", "public_keys", multiple=True, type=click.Path(dir_okay=False),
+              help="Trusted EC public key of the BOM signer (repeatable).")
+@click.option("--cert-chain", multiple=True, type=click.Path(dir_okay=False),
+              help="CA certificates the BOM signer's certificate must chain to.")
+@click.option("--identity", help="BOM signer identity (certificate SAN or Sigstore).")
+@click.option("--issuer", help="OIDC issuer of --identity.")
+@click.option("--trust-root", type=click.Path(dir_okay=False),
+              help="Pinned Sigstore trusted_root.json for --identity (offline).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "sarif"]),
               default="table", show_default=True)
-def verify(manifest_path: str, store_path: str, db_url: str | None, upstream: bool,
-           endpoint: str | None, token: str | None, workers: int, fmt: str) -> None:
+@click.argument("target", required=False)
+def verify(manifest_path: str, store_path: str | None, db_url: str | None, upstream: bool,
+           endpoint: str | None, token: str | None, workers: int, sbom_path: str | None,
+           sbom_signature: str | None, public_keys: tuple[str, ...],
+           cert_chain: tuple[str, ...], identity: str | None, issuer: str | None,
+           trust_root: str | None, fmt: str, target: str | None) -> None:
     """Re-hash the store against the manifest; with --upstream, detect moved refs and
-    changed files upstream. Any mismatch is a security event (exit 1)."""
+    changed files upstream. Any mismatch is a security event (exit 1).
+
+    With --sbom BOM --signature SIG TARGET: check TARGET (a deployment directory, a store
+    commit ORG/NAME@REV with --store, or an image path such as oci:DIR!/models/x) against
+    the signed BOM: every file's sha256 matches, nothing extra, nothing missing.
+    """
     from mlwarden.airlock.verify import verify as do_verify
     from mlwarden.manifest import load
     from mlwarden.report.render import render
 
+    if sbom_path is not None or target is not None:
+        from mlwarden.cli.sbom import verify_sbom
+
+        if sbom_path is None or target is None:
+            raise CliError("verify TARGET needs --sbom BOM (and the BOM's --signature)")
+        verify_sbom(sbom_path, sbom_signature, target, store_path, db_url, public_keys,
+                    cert_chain, identity, issuer, trust_root, fmt)
+        return
+    if store_path is None:
+        raise CliError("Missing option '--store' (or env MLWARDEN_STORE).")
     with _clean_errors():
         manifest = load(manifest_path, missing_ok=False)
         with _store(store_path, db_url, create=False) as store:
@@ -296,10 +330,14 @@ def verify(manifest_path: str, store_path: str, db_url: str | None, upstream: bo
                    "(default: mlwarden.toml / pyproject.toml in the current directory).")
 @click.option("--public-key", "public_keys", multiple=True, type=click.Path(dir_okay=False),
               help="Trust model signatures made with this EC public key (repeatable).")
+@click.option("--require-provenance", is_flag=True,
+              help="Every model needs signed SLSA provenance from an accepted builder and "
+                   "source ([guard.provenance] in the policy file).")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def run(manifest_path: str, store_path: str | None, hf_cache: str | None,
         endpoint: str | None, strict: bool, require_signature: bool, policy_path: str | None,
-        public_keys: tuple[str, ...], command: tuple[str, ...]) -> None:
+        public_keys: tuple[str, ...], require_provenance: bool,
+        command: tuple[str, ...]) -> None:
     """Run COMMAND with the load guard: mlwarden run [OPTIONS] -- python train.py
 
     Python processes started under it verify every model file against the manifest before
@@ -327,9 +365,15 @@ def run(manifest_path: str, store_path: str | None, hf_cache: str | None,
 
         signing, found = load_guard_signing(policy_path, require=require_signature or None,
                                             public_keys=public_keys)
+        from mlwarden.guard.provenance import load_guard_provenance, provenance_env
+
+        prov, prov_found = load_guard_provenance(policy_path,
+                                                 require=require_provenance or None)
         env = run_environment(os.environ, Path(manifest_path), store, cache, endpoint, strict,
                               signing_env(found, require_signature, public_keys)
-                              if signing is not None else None)
+                              if signing is not None else None,
+                              provenance_env(prov_found, require_provenance)
+                              if prov is not None and prov_found is not None else None)
         try:
             os.execvpe(command[0], list(command), env)
         except FileNotFoundError:

@@ -39,6 +39,12 @@ COMMANDS: dict[str, str] = {
     "index": "mlwarden.cli.index:index",
     "fleet": "mlwarden.cli.fleet:fleet",
     "store": "mlwarden.cli.store:store",
+    "attest": "mlwarden.cli.provenance:attest",
+    "verify-provenance": "mlwarden.cli.provenance:verify_provenance",
+    "deploy": "mlwarden.cli.deploy:deploy",
+    "monitor": "mlwarden.cli.deploy:monitor",
+    "trace": "mlwarden.cli.incident:trace",
+    "restore": "mlwarden.cli.incident:restore",
 }
 
 

@@ -31,13 +31,15 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from mlwarden.guard import rules as G
-from mlwarden.guard.hooks import when_any_imported, when_imported
 from mlwarden.manifest import Manifest, ManifestError, ModelEntry
 from mlwarden.manifest import load as load_manifest
 from mlwarden.report.rules import Rule
+from mlwarden.util.importhooks import when_any_imported, when_imported
 
 if TYPE_CHECKING:
+    from mlwarden.guard.provenance import ProvenanceGate
     from mlwarden.guard.signatures import GuardSigning, SignatureGate
+    from mlwarden.provenance.policy import ProvenanceRequirements
 
 _SNAPSHOT = re.compile(r"(?:^|/)models--(?P<org>[^/]+?)--(?P<name>[^/]+)/snapshots/"
                        r"(?P<commit>[0-9a-f]{40})/(?P<rel>.+)$")
@@ -75,6 +77,7 @@ class GuardState:
     lock: threading.Lock = field(default_factory=threading.Lock)
     checks: int = 0
     signatures: SignatureGate | None = None  # set when signatures are configured
+    provenance: ProvenanceGate | None = None  # set when provenance is configured
 
 
 _state: GuardState | None = None
@@ -139,6 +142,8 @@ def check_path(path: str | os.PathLike[str]) -> bool:
                                  "the manifest pins")
         if st.signatures is not None:
             _check_signature(st, repo, entry, Path(norm[:m.start("rel")]))
+        if st.provenance is not None:
+            _check_provenance(st, repo, entry, Path(norm[:m.start("rel")]))
         expected: str | None = mf.sha256
     else:
         b = _BLOB.search(norm)
@@ -148,6 +153,8 @@ def check_path(path: str | os.PathLike[str]) -> bool:
         expected = b.group("a") + b.group("b")
         if st.signatures is not None:
             _check_blob_signature(st, expected)
+        if st.provenance is not None:
+            _check_blob_provenance(st, expected)
     try:
         got = _hash_once(st, text)
     except OSError as exc:
@@ -179,6 +186,48 @@ def _check_signature(st: GuardState, repo: str, entry: ModelEntry, model_dir: Pa
         st.signatures.check(repo, entry, model_dir, fetch)
     finally:
         _local.busy = busy
+
+
+def _check_provenance(st: GuardState, repo: str, entry: ModelEntry, model_dir: Path) -> None:
+    """Once per model directory, before any of its files is opened (as signatures)."""
+    assert st.provenance is not None
+    fetch = None
+    if st.endpoint is not None:
+        cache_root = model_dir.parents[2]
+
+        def fetch(rel: str) -> Path:
+            from huggingface_hub import hf_hub_download
+
+            return Path(hf_hub_download(repo, rel, revision=entry.commit,
+                                        cache_dir=cache_root))
+
+    busy = getattr(_local, "busy", False)
+    _local.busy = True
+    try:
+        st.provenance.check(repo, entry, model_dir, fetch)
+    finally:
+        _local.busy = busy
+
+
+def _check_blob_provenance(st: GuardState, sha256: str) -> None:
+    """A store blob opened directly: some pinned model owning it must have provenance."""
+    owners = sorted(r for r, e in st.manifest.models.items()
+                    if any(f.sha256 == sha256 for f in e.files.values()))
+    if not owners or st.hf_cache is None:
+        raise GuardViolation(G.PROVENANCE, f"store blob {sha256[:12]} belongs to no pinned "
+                             "model whose provenance can be verified")
+    first: GuardViolation | None = None
+    for repo in owners:
+        entry = st.manifest.models[repo]
+        org, name = repo.split("/", 1)
+        try:
+            _check_provenance(st, repo, entry, st.hf_cache / f"models--{org}--{name}" /
+                              "snapshots" / entry.commit)
+            return
+        except GuardViolation as exc:
+            first = first or exc
+    assert first is not None
+    raise first
 
 
 def _check_blob_signature(st: GuardState, sha256: str) -> None:
@@ -360,12 +409,15 @@ def install(manifest: str | os.PathLike[str] = "model-manifest.yaml",
             store: str | os.PathLike[str] | None = None,
             hf_cache: str | os.PathLike[str] | None = None,
             endpoint: str | None = None, strict: bool = False,
-            signing: GuardSigning | None = None) -> GuardState:
+            signing: GuardSigning | None = None,
+            provenance: ProvenanceRequirements | None = None) -> GuardState:
     """Guard this process. Call it before importing transformers when you can (or use
     ``mlwarden run``); patches also apply to modules that were imported earlier.
 
     ``signing`` (``mlwarden.guard.signatures.load_guard_signing``) makes every model need a
-    valid signature from the identities configured for it before any of its files opens."""
+    valid signature from the identities configured for it before any of its files opens;
+    ``provenance`` (``mlwarden.guard.provenance.load_guard_provenance``) a signed provenance
+    record from an accepted builder and source whose subjects are the pinned files."""
     global _state
     mpath = Path(manifest).resolve()
     try:
@@ -399,6 +451,11 @@ def install(manifest: str | os.PathLike[str] = "model-manifest.yaml",
 
         new = _state
         _state.signatures = SignatureGate(signing, lambda p: _hash_once(new, p), _sha256)
+    if provenance is not None:
+        from mlwarden.guard.provenance import ProvenanceGate
+
+        pnew = _state
+        _state.provenance = ProvenanceGate(provenance, lambda p: _hash_once(pnew, p))
     if first:
         sys.addaudithook(_audit)
         when_imported("torch", _patch_torch)
@@ -421,8 +478,14 @@ def install_from_env() -> GuardState | None:
         from mlwarden.guard.signatures import signing_from_env
 
         signing = signing_from_env(os.environ)  # a bad configuration fails closed
+    provenance = None
+    if os.environ.get("MLWARDEN_GUARD_PROVENANCE_CONFIG"):
+        from mlwarden.guard.provenance import provenance_from_env
+
+        provenance = provenance_from_env(os.environ)  # fails closed too
     return install(manifest=os.environ["MLWARDEN_GUARD_MANIFEST"],
                    store=os.environ.get("MLWARDEN_GUARD_STORE") or None,
                    hf_cache=os.environ.get("MLWARDEN_GUARD_HF_CACHE") or None,
                    endpoint=os.environ.get("MLWARDEN_GUARD_ENDPOINT") or None,
-                   strict=os.environ.get("MLWARDEN_GUARD_STRICT") == "1", signing=signing)
+                   strict=os.environ.get("MLWARDEN_GUARD_STRICT") == "1", signing=signing,
+                   provenance=provenance)

@@ -15,16 +15,20 @@ BOOTSTRAP_DIR = Path(__file__).parent / "bootstrap"
 
 SIGNING_VARS = ("MLWARDEN_GUARD_SIGNING_CONFIG", "MLWARDEN_GUARD_REQUIRE_SIGNATURE",
                 "MLWARDEN_GUARD_SIGNING_KEYS")
+PROVENANCE_VARS = ("MLWARDEN_GUARD_PROVENANCE_CONFIG", "MLWARDEN_GUARD_REQUIRE_PROVENANCE")
 
 
 def run_environment(base: Mapping[str, str], manifest: Path, store: Path | None,
                     hf_cache: Path | None, endpoint: str | None,
                     strict: bool = False,
-                    signing: Mapping[str, str] | None = None) -> dict[str, str]:
+                    signing: Mapping[str, str] | None = None,
+                    provenance: Mapping[str, str] | None = None) -> dict[str, str]:
     """``signing``: the MLWARDEN_GUARD_SIGNING_* variables from
-    ``mlwarden.guard.signatures.signing_env`` (none inherited: this run decides)."""
-    env = {k: v for k, v in base.items() if k not in SIGNING_VARS}
+    ``mlwarden.guard.signatures.signing_env``; ``provenance``: those of
+    ``mlwarden.guard.provenance.provenance_env`` (none inherited: this run decides)."""
+    env = {k: v for k, v in base.items() if k not in SIGNING_VARS + PROVENANCE_VARS}
     env.update(signing or {})
+    env.update(provenance or {})
     old = env.get("PYTHONPATH", "")
     env["PYTHONPATH"] = str(BOOTSTRAP_DIR) + (os.pathsep + old if old else "")
     env.update(HARDENED_ENV)

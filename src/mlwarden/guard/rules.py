@@ -37,3 +37,15 @@ SIGNATURE = rule(
     "The signature does not match the pinned files (tampered files or signature), or it "
     "was made by a key, CA or identity the configuration does not trust for this model. "
     "No file of the model is opened.")
+PROVENANCE_MISSING = rule(
+    "guard-provenance-missing", Verdict.SUSPICIOUS, Severity.HIGH,
+    "A model without provenance where the guard requires it",
+    "The guard's provenance configuration ([guard.provenance], or `mlwarden run "
+    "--require-provenance`) requires a signed SLSA provenance record for this model; none "
+    "was found.")
+PROVENANCE = rule(
+    "guard-provenance", Verdict.MALICIOUS, Severity.CRITICAL,
+    "A model whose provenance does not verify",
+    "The record is not signed by a trusted signer, names another builder or source, or its "
+    "subjects are not the pinned files (weights swapped after training). No file of the "
+    "model is opened.")

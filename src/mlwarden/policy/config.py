@@ -13,7 +13,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -21,6 +21,9 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from mlwarden.report.model import Verdict
+
+if TYPE_CHECKING:
+    from mlwarden.provenance.policy import ProvenanceRequirements
 
 TIERS = ("new", "established", "official")  # lowest to highest
 _SIZE = re.compile(r"(?i)\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*")
@@ -88,6 +91,7 @@ class Policy:
     remote_code: tuple[RemoteCodeReview, ...] = ()
     exceptions: tuple[PolicyException, ...] = ()
     source: str = "built-in defaults"
+    provenance: ProvenanceRequirements | None = None  # [policy.provenance]
     # Registry review: two distinct approvers, neither of them the pusher's owner.
     two_person_review: bool = False
 
@@ -110,10 +114,17 @@ class Policy:
                 return [plain(x) for x in v]
             if isinstance(v, dict):
                 return {k: plain(x) for k, x in v.items()}
+            if isinstance(v, (frozenset, set)):
+                return sorted(plain(x) for x in v)
+            if isinstance(v, os.PathLike):
+                return os.fspath(v)
             return v
 
-        body = {k: plain(v) for k, v in dataclasses.asdict(self).items() if k != "source"}
-        if not self.two_person_review:  # added later: leave existing policy versions as they were
+        # Settings added later are left out while unset, so existing policies keep their
+        # version.
+        body = {k: plain(v) for k, v in dataclasses.asdict(self).items() if k != "source"
+                and not (k == "provenance" and v is None)}
+        if not self.two_person_review:
             del body["two_person_review"]
         text = json.dumps(body, sort_keys=True, separators=(",", ":"))
         return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
@@ -194,10 +205,31 @@ def _review(item: Any, i: int) -> RemoteCodeReview:
 
 _KEYS = {"require-safetensors", "allowed-orgs", "blocked-orgs", "official-orgs",
          "established-orgs", "min-trust", "typosquat", "require-pinned", "block-verdict",
-         "max-file-size", "max-total-size", "remote-code", "exceptions", "two-person-review"}
+         "max-file-size", "max-total-size", "remote-code", "exceptions", "two-person-review",
+         "provenance"}
 
 
-def policy_from_mapping(data: Mapping[str, Any], source: str = "<mapping>") -> Policy:
+def _provenance(data: Mapping[str, Any], source: str,
+                base: str | os.PathLike[str] | None) -> ProvenanceRequirements | None:
+    table = data.get("provenance")
+    if table is None:
+        return None
+    if not isinstance(table, Mapping):
+        raise PolicyError("policy.provenance must be a table")
+    from mlwarden.provenance.errors import ProvenanceError
+    from mlwarden.provenance.policy import requirements_from_mapping
+
+    try:
+        return requirements_from_mapping(table, base if base is not None else ".", source,
+                                         where="policy.provenance")
+    except ProvenanceError as exc:
+        raise PolicyError(str(exc)) from None
+
+
+def policy_from_mapping(data: Mapping[str, Any], source: str = "<mapping>",
+                        base: str | os.PathLike[str] | None = None) -> Policy:
+    """``base``: the directory relative key paths in ``[policy.provenance]`` start from
+    (the policy file's; default the current directory)."""
     unknown = set(data) - _KEYS
     if unknown:
         raise PolicyError(f"{source}: unknown policy keys {', '.join(sorted(unknown))}")
@@ -234,7 +266,8 @@ def policy_from_mapping(data: Mapping[str, Any], source: str = "<mapping>") -> P
         if "max-total-size" in data else None,
         remote_code=tuple(_review(x, i) for i, x in enumerate(rc)),
         exceptions=tuple(_exception(x, i) for i, x in enumerate(exc)),
-        source=source, two_person_review=data.get("two-person-review", False))
+        source=source, two_person_review=data.get("two-person-review", False),
+        provenance=_provenance(data, source, base))
 
 
 def load_policy(path: str | os.PathLike[str] | None = None,
@@ -247,13 +280,13 @@ def load_policy(path: str | os.PathLike[str] | None = None,
             if candidate.is_file():
                 table = _table(candidate)
                 if table is not None:
-                    return policy_from_mapping(table, str(candidate))
+                    return policy_from_mapping(table, str(candidate), candidate.parent)
         return Policy()
     p = Path(path)
     if not p.is_file():
         raise PolicyError(f"{p}: policy file not found")
     table = _table(p)
-    return policy_from_mapping(table or {}, str(p))
+    return policy_from_mapping(table or {}, str(p), p.parent)
 
 
 def _table(p: Path, keys: tuple[str, ...] = ("policy",)) -> dict[str, Any] | None:

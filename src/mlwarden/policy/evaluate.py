@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from mlwarden.policy import rules as R
 from mlwarden.policy.config import TIERS, Policy, PolicyException
@@ -37,6 +38,7 @@ class Candidate:
     files: tuple[CandidateFile, ...]
     remote_code: tuple[str, ...] = ()  # .py files loaders execute (auto_map and friends)
     pinned_commit: str | None = None  # what the manifest already pins, if anything
+    root: Path | None = None  # where the files are on disk (provenance is checked only then)
 
 
 @dataclass(frozen=True)
@@ -148,6 +150,15 @@ def evaluate(policy: Policy, c: Candidate, today: dt.date | None = None) -> Poli
             if f.size > policy.max_file_size:
                 add(R.SIZE_LIMIT, "block", f"{f.size} bytes exceeds max-file-size "
                     f"{policy.max_file_size}", f.path)
+    # Provenance (needs the files on disk: skipped by the check before download).
+    if policy.provenance is not None and c.root is not None:
+        req = policy.provenance.for_model(c.repo_id)
+        if req.checks:
+            from mlwarden.policy.provenance import provenance_decisions
+
+            for rule, action, message, path in provenance_decisions(
+                    req, c.repo_id, c.commit, {f.path: f.sha256 for f in c.files}, c.root):
+                add(rule, action, message, path)
     total = sum(f.size for f in c.files)
     if policy.max_total_size is not None and total > policy.max_total_size:
         add(R.SIZE_LIMIT, "block", f"model totals {total} bytes, over max-total-size "

@@ -69,3 +69,20 @@ EXCEPTION_EXPIRED = rule(
     "policy-exception-expired", Verdict.SUSPICIOUS, Severity.MEDIUM,
     "A policy exception has expired and no longer applies",
     "Renew it (new expiry, fresh approval) or fix the underlying problem.")
+PROVENANCE = rule(
+    "policy-provenance", Verdict.MALICIOUS, Severity.CRITICAL,
+    "The model's provenance does not verify",
+    "`[policy.provenance]` requires a signed SLSA provenance record from an accepted builder "
+    "and source whose subjects are exactly the model's files; this one is unsigned or signed "
+    "by an untrusted signer, names another builder or source, or does not describe the "
+    "files (weights swapped after training).")
+PROVENANCE_MISSING = rule(
+    "policy-provenance-missing", Verdict.SUSPICIOUS, Severity.HIGH,
+    "The model has no provenance record and the policy requires one",
+    "`[policy.provenance]` (require = true) applies to this model; the record "
+    "(`provenance.json` in the repository by default) is missing.")
+PROVENANCE_VERIFIED = rule(
+    "policy-provenance-verified", Verdict.CLEAN, Severity.INFO,
+    "The model's provenance verified",
+    "Signed by a trusted signer, from an accepted builder and source, describing exactly "
+    "the model's files.")

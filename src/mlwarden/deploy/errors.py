@@ -1,0 +1,7 @@
+"""Deployment failures: one line each."""
+
+from __future__ import annotations
+
+
+class DeployError(Exception):
+    pass
