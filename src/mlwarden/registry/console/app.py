@@ -334,6 +334,7 @@ class Console:
             since = _parse_since(f["since"])
         limit = min(int(qp.get("limit", "200")) if qp.get("limit", "").isdigit() else 200, 2000)
         repos = {r.id for r in self.visible(v)}
+        self.ctx.audit.flush()  # so a reviewer sees their own actions at once
         entries = self.ctx.store.audit(f["repo"] or None, since, f["action"] or None)
         rows = [e for e in entries if (v.is_admin or (e.repo and e.repo in repos))
                 and (not f["actor"] or f["actor"] in e.actor)
