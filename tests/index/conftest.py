@@ -51,6 +51,22 @@ def build_upstream(root: Path) -> None:
     wheel(root, "libd", "1.0", requires=["libb>=1; extra == 'fast'"], mtime=OLD)
 
 
+# Every store configuration the index must work on. Each test that takes ``store_config``
+# (``make_index`` does) runs once per entry; every ``Store.open`` in it, and in every process
+# it starts, picks the configuration up from MLWARDEN_DB / MLWARDEN_BLOBS.
+STORE_CONFIGS = ["fs-sqlite", "fs-postgres"]
+
+
+@pytest.fixture(params=STORE_CONFIGS)
+def store_config(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.delenv("MLWARDEN_DB", raising=False)
+    monkeypatch.delenv("MLWARDEN_BLOBS", raising=False)
+    _blobs, _, db = str(request.param).partition("-")
+    if db == "postgres":
+        monkeypatch.setenv("MLWARDEN_DB", request.getfixturevalue("postgres_url"))
+    return str(request.param)
+
+
 @dataclass
 class Upstream:
     root: Path
@@ -113,7 +129,8 @@ class Index:
 
 
 @pytest.fixture
-def make_index(tmp_path: Path, upstream: Upstream) -> Iterator[Callable[..., Index]]:
+def make_index(tmp_path: Path, upstream: Upstream,
+               store_config: str) -> Iterator[Callable[..., Index]]:
     started: list[Index] = []
 
     def factory(extra_policy: str = "", allow_anonymous: bool = False,

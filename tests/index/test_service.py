@@ -18,7 +18,7 @@ from mlwarden.index.service import IndexService
 from mlwarden.store import Store
 
 
-def test_concurrent_downloads_admit_once(tmp_path, upstream):
+def test_concurrent_downloads_admit_once(tmp_path, upstream, store_config):
     store = Store.open(tmp_path / "s")
     svc = IndexService(store, Policy.from_dict({"upstream": {"url": upstream.url},
                                                 "releases": {"minimum-age": "0"}}))
@@ -41,8 +41,8 @@ def test_concurrent_downloads_admit_once(tmp_path, upstream):
     store.close()
 
 
-def test_postgresql_store(tmp_path, upstream, postgres_url):
-    store = Store.open(tmp_path / "pg", postgres_url)
+def test_internal_and_upstream_files_on_each_store(tmp_path, upstream, store_config):
+    store = Store.open(tmp_path / "s")
     svc = IndexService(store, Policy.load(_policy(tmp_path, upstream.url)))
     f = svc.add_internal(wheel(tmp_path / "d", "acme-pg", "1.0"), actor="ci")
     assert f.state is State.ADMITTED
