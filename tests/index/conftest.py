@@ -114,6 +114,13 @@ class Index:
     thread: object
     read_token: str
     write_token: str
+    upstream_url: str
+
+    def set_policy(self, extra_policy: str) -> None:
+        """Rewrite the policy file and apply it, as a restart of `serve` would."""
+        self.policy_path.write_text(policy_text(self.upstream_url, extra_policy))
+        self.service.policy = Policy.load(self.policy_path)
+        self.service.revalidate()
 
     def flush(self) -> None:
         self.app.state.audit.flush()  # type: ignore[attr-defined]
@@ -148,7 +155,7 @@ def make_index(tmp_path: Path, upstream: Upstream,
                                      "index")
         base = f"http://127.0.0.1:{port}"
         idx = Index(f"{base}/simple/", base, store_path, policy_path, store, service, app,
-                    server, thread, read, write)
+                    server, thread, read, write, upstream.url)
         started.append(idx)
         return idx
 

@@ -21,7 +21,7 @@ from packaging.version import InvalidVersion, Version
 from resolvelib import AbstractProvider
 
 from mlwarden.index.inspection import parse_metadata
-from mlwarden.index.model import IndexFile, State
+from mlwarden.index.model import IndexFile
 from mlwarden.index.service import IndexService
 
 
@@ -67,9 +67,9 @@ class _Provider(AbstractProvider[Requirement, Cand, str]):
 
     def files(self, project: str) -> list[IndexFile]:
         if project not in self.cache:
-            listing = self.service.storage.files(project, [State.ADMITTED])
-            self.cache[project] = [f for f in listing if f.sha256 and f.yanked is None
-                                   and self._python_ok(f)]
+            # What the index serves today: admitted and not withdrawn by the policy since.
+            self.cache[project] = [f for f in self.service.served(project)
+                                   if f.yanked is None and self._python_ok(f)]
         return self.cache[project]
 
     def _python_ok(self, f: IndexFile) -> bool:

@@ -86,6 +86,26 @@ class Decision:
                          if f.severity is not Severity.INFO) or "-"
 
 
+@dataclass(frozen=True)
+class Suspension:
+    """An admitted file the current policy no longer serves (a tightened constraint, a new
+    advisory, a deny-list entry...). The row stays admitted, so the file comes back if the
+    policy changes back or a reviewer approves it; until then it is neither listed nor
+    downloadable."""
+
+    filename: str
+    project: str
+    state: State  # what the policy would decide today: HELD (review) or REFUSED
+    findings: tuple[Finding, ...]  # why
+    policy: str  # digest of the policy that withdrew it
+    since: float
+
+    @property
+    def reasons(self) -> str:
+        return "; ".join(f"{f.rule}: {f.message}" for f in self.findings
+                         if f.severity is not Severity.INFO) or "-"
+
+
 @dataclass
 class AdmissionTimes:
     fetch: float = 0.0

@@ -15,7 +15,14 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from mlwarden.index.model import IndexFile, Origin, State, findings_from_json, findings_to_json
+from mlwarden.index.model import (
+    IndexFile,
+    Origin,
+    State,
+    Suspension,
+    findings_from_json,
+    findings_to_json,
+)
 from mlwarden.store import Store
 from mlwarden.store.errors import ConflictError, StoreError
 from mlwarden.store.store import Ingest
@@ -35,7 +42,11 @@ CREATE TABLE IF NOT EXISTS index_pages (
 CREATE TABLE IF NOT EXISTS index_file_facts (url TEXT PRIMARY KEY, at {real}, size {bigint});
 CREATE TABLE IF NOT EXISTS index_confusion (
   project TEXT PRIMARY KEY, upstream TEXT NOT NULL, first_seen {real} NOT NULL,
-  last_seen {real} NOT NULL)
+  last_seen {real} NOT NULL);
+CREATE TABLE IF NOT EXISTS index_suspended (
+  filename TEXT PRIMARY KEY, project TEXT NOT NULL, state TEXT NOT NULL,
+  findings TEXT NOT NULL, policy TEXT NOT NULL, since {real} NOT NULL);
+CREATE INDEX IF NOT EXISTS index_suspended_project ON index_suspended (project)
 """
 _TYPES = {"sqlite": {"real": "REAL", "bigint": "INTEGER"},
           "postgresql": {"real": "DOUBLE PRECISION", "bigint": "BIGINT"}}
@@ -101,10 +112,11 @@ class IndexStorage:
             f"SELECT {_COLS} FROM index_files ORDER BY project, filename")]
 
     def projects(self) -> list[str]:
-        """Projects with at least one served file."""
+        """Projects with at least one served file (admitted and not suspended)."""
         return [str(r[0]) for r in self.db.read(
             "SELECT DISTINCT project FROM index_files WHERE state = 'admitted' "
-            "ORDER BY project")]
+            "AND sha256 IS NOT NULL AND filename NOT IN (SELECT filename FROM "
+            "index_suspended) ORDER BY project")]
 
     def record(self, f: IndexFile, *, replace: bool = False) -> IndexFile:
         """Insert a decision, or replace the previous one when ``replace``.
@@ -131,6 +143,35 @@ class IndexStorage:
         with self.db.transaction() as tx:
             tx.execute("UPDATE index_files SET yanked = ? WHERE filename = ?",
                        (reason, filename))
+
+    # ------------------------------------------------------------------ suspensions
+
+    def suspensions(self, project: str | None = None) -> dict[str, Suspension]:
+        sql = "SELECT filename, project, state, findings, policy, since FROM index_suspended"
+        rows = self.db.read(sql + " WHERE project = ?", (project,)) if project is not None \
+            else self.db.read(sql + " ORDER BY project, filename")
+        return {str(r[0]): Suspension(str(r[0]), str(r[1]), State(r[2]),
+                                      findings_from_json(r[3]), str(r[4]), float(r[5]))
+                for r in rows}
+
+    def suspend(self, s: Suspension) -> bool:
+        """Record (or update the reasons of) a suspension; True when something changed.
+        One statement, so concurrent servers noticing the same change record it once."""
+        text = findings_to_json(s.findings)
+        with self.db.transaction(lock=False) as tx:
+            return bool(tx.execute(
+                "INSERT INTO index_suspended (filename, project, state, findings, policy, "
+                "since) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (filename) DO UPDATE SET "
+                "state = excluded.state, findings = excluded.findings, "
+                "policy = excluded.policy WHERE index_suspended.findings <> excluded.findings "
+                "OR index_suspended.state <> excluded.state RETURNING filename",
+                (s.filename, s.project, s.state.value, text, s.policy, s.since)))
+
+    def clear_suspension(self, filename: str) -> bool:
+        """Drop a suspension; True when there was one."""
+        with self.db.transaction(lock=False) as tx:
+            return bool(tx.execute("DELETE FROM index_suspended WHERE filename = ? "
+                                   "RETURNING filename", (filename,)))
 
     # ------------------------------------------------------------------ blobs
 
