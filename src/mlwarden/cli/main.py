@@ -37,6 +37,7 @@ COMMANDS: dict[str, str] = {
     "verify-signature": "mlwarden.cli.signing:verify_signature",
     "log": "mlwarden.cli.log:log",
     "index": "mlwarden.cli.index:index",
+    "fleet": "mlwarden.cli.fleet:fleet",
 }
 
 
