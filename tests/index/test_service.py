@@ -66,7 +66,9 @@ def test_policy_file_errors_are_one_line(tmp_path):
                          ("[inspection]\nsuspicious = 'maybe'\n", "suspicious"),
                          ("[nonsense]\n", "unknown section"),
                          ("[versions]\nnumpy = '<<2'\n", "numpy"),
-                         ("not toml [", "invalid TOML")]:
+                         ("not toml [", "invalid TOML"),
+                         ("[upstream]\nmax-file-bytes = 'abc'\n", "max-file-bytes"),
+                         ("[upstream]\nmax-file-bytes = -1\n", "max-file-bytes")]:
         bad.write_text(text)
         with pytest.raises(PolicyError, match=needle):
             Policy.load(bad)
@@ -85,3 +87,14 @@ def test_policy_decisions():
     assert "Acme.Utils" in ns and "secret-tool" in ns and "acmeutils" not in ns
     d = Policy().check_project("reqeusts")
     assert d.state is State.REFUSED and d.findings[0].rule == "index-typosquat"
+
+
+def test_lock_rejects_a_bad_python_version_in_one_line(tmp_path):
+    reqs = tmp_path / "r.in"
+    reqs.write_text("libb\n")
+    Store.open(tmp_path / "s").close()
+    for bad in ("abc", "3"):
+        r = CliRunner().invoke(cli, ["index", "lock", str(reqs), "--store", str(tmp_path / "s"),
+                                     "--python-version", bad])
+        assert r.exit_code == 4 and "--python-version" in r.output, r.output
+        assert "Traceback" not in r.output

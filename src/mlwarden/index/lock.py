@@ -22,6 +22,7 @@ from resolvelib import AbstractProvider
 
 from mlwarden.index.inspection import parse_metadata
 from mlwarden.index.model import IndexFile
+from mlwarden.index.names import version_or_none
 from mlwarden.index.service import IndexService
 
 
@@ -126,9 +127,9 @@ class _Provider(AbstractProvider[Requirement, Cand, str]):
                             "metadata was kept?)")
         msg = parse_metadata(self.service.read_blob(meta.metadata_sha256))
         if meta.kind == "sdist":
-            mv = str(msg.get("Metadata-Version", "1.0"))
+            mv = version_or_none(str(msg.get("Metadata-Version", "1.0")))
             dynamic = {str(d).lower() for d in msg.get_all("Dynamic") or []}
-            if Version(mv) < Version("2.2") or "requires-dist" in dynamic:
+            if mv is None or mv < Version("2.2") or "requires-dist" in dynamic:
                 raise LockError(f"{project} {version} is admitted only as an sdist whose "
                                 "dependencies are not declared statically; admit a wheel")
         out = []
@@ -174,6 +175,10 @@ def lock(service: IndexService, requirements: Sequence[Requirement],
     from resolvelib.resolvers import ResolutionImpossible, ResolverException
 
     env: dict[str, str] = {k: str(v) for k, v in default_environment().items()}
+    if python_version and (version_or_none(python_version) is None
+                           or len(Version(python_version).release) < 2):
+        raise LockError(f"--python-version {python_version!r}: expected a Python version "
+                        "such as 3.11 or 3.11.4")
     if python_version:
         env["python_version"] = ".".join(python_version.split(".")[:2])
         env["python_full_version"] = python_version

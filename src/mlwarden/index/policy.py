@@ -197,7 +197,8 @@ class Policy:
             inspection=_inspection(insp, UPSTREAM_INSPECTION, "[inspection]"),
             internal_inspection=_inspection(_table(internal, "inspection"),
                                             INTERNAL_INSPECTION, "[internal.inspection]"),
-            max_file_bytes=int(up.get("max-file-bytes", 4 << 30)),
+            max_file_bytes=_positive_int(up.get("max-file-bytes", 4 << 30),
+                                         "[upstream] max-file-bytes"),
             source=source, digest=digest)
 
     # ------------------------------------------------------------------ checks
@@ -324,6 +325,12 @@ def _strings(v: object, what: str) -> list[str]:
     if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
         raise PolicyError(f"{what}: expected a list of strings")
     return list(v)
+
+
+def _positive_int(v: object, what: str) -> int:
+    if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+        raise PolicyError(f"{what}: expected a positive number of bytes, got {v!r}")
+    return v
 
 
 def _choice(v: object, choices: tuple[str, ...], what: str) -> str:
