@@ -154,7 +154,6 @@ def serve(store_path: str, db_url: str | None, policy_path: str | None, host: st
 
 def _sweeper(service: IndexService, every: float, stop: threading.Event) -> None:
     from mlwarden.index.confusion import sweep
-    from mlwarden.index.upstream import UpstreamError
 
     while not stop.is_set():
         try:
@@ -162,7 +161,7 @@ def _sweeper(service: IndexService, every: float, stop: threading.Event) -> None
             for name in new if isinstance(new, list) else []:
                 click.echo(f"mlwarden index: dependency confusion: {name} exists upstream",
                            err=True)
-        except (UpstreamError, Exception) as exc:  # keep serving; the next sweep retries
+        except Exception as exc:  # upstream or store trouble: keep serving, retry next time
             click.echo(f"mlwarden index: confusion sweep failed: {exc}", err=True)
         stop.wait(every)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from mlwarden.report.model import Finding, Location, Severity, Verdict
@@ -104,13 +104,6 @@ class Suspension:
     def reasons(self) -> str:
         return "; ".join(f"{f.rule}: {f.message}" for f in self.findings
                          if f.severity is not Severity.INFO) or "-"
-
-
-@dataclass
-class AdmissionTimes:
-    fetch: float = 0.0
-    inspect: float = 0.0
-    extra: dict[str, float] = field(default_factory=dict)
 
 
 def findings_to_json(findings: tuple[Finding, ...]) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -195,9 +195,6 @@ class IndexStorage:
     def blob_size(self, sha256: str) -> int:
         return self.store.blobs.size(sha256)
 
-    def has_blob(self, sha256: str) -> bool:
-        return self.store.blobs.exists(sha256)
-
     def quarantine(self) -> AbstractContextManager[Path]:
         return self.store.staging()
 
@@ -240,29 +237,22 @@ class IndexStorage:
     # ------------------------------------------------------------------ confusion
 
     def record_confusion(self, projects: Sequence[str], upstream: str) -> list[str]:
-        """Remember upstream projects with internal names; returns the newly seen ones."""
+        """Remember upstream projects with internal names; returns the newly seen ones.
+        Each insert is one statement, so two sweeps at once report a name once."""
         now = time.time()
         new: list[str] = []
         with self.db.transaction(lock=False) as tx:
             for p in projects:
-                if tx.execute("SELECT 1 FROM index_confusion WHERE project = ?", (p,)):
+                if tx.execute("INSERT INTO index_confusion (project, upstream, first_seen, "
+                              "last_seen) VALUES (?, ?, ?, ?) ON CONFLICT (project) DO NOTHING "
+                              "RETURNING project", (p, upstream, now, now)):
+                    new.append(p)
+                else:
                     tx.execute("UPDATE index_confusion SET last_seen = ?, upstream = ? "
                                "WHERE project = ?", (now, upstream, p))
-                else:
-                    tx.execute("INSERT INTO index_confusion (project, upstream, first_seen, "
-                               "last_seen) VALUES (?, ?, ?, ?)", (p, upstream, now, now))
-                    new.append(p)
         return new
 
     def confusion(self) -> list[tuple[str, str, float, float]]:
         return [(str(r[0]), str(r[1]), float(r[2]), float(r[3])) for r in self.db.read(
             "SELECT project, upstream, first_seen, last_seen FROM index_confusion "
             "ORDER BY project")]
-
-    def iter_referenced_blobs(self) -> Iterator[str]:
-        """Blobs the index still needs (for a store garbage collector)."""
-        for r in self.db.read("SELECT sha256 FROM index_files WHERE sha256 IS NOT NULL "
-                              "UNION SELECT metadata_sha256 FROM index_files "
-                              "WHERE metadata_sha256 IS NOT NULL"):
-            yield str(r[0])
-

@@ -8,7 +8,6 @@ from __future__ import annotations
 import email.utils
 import hashlib
 import json
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,7 +170,3 @@ def candidates_to_json(cands: list[Candidate]) -> list[dict[str, Any]]:
 
 def candidates_from_json(data: Any) -> list[Candidate]:
     return [Candidate(**d) for d in data]
-
-
-def now() -> float:
-    return time.time()
