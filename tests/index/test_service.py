@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
@@ -98,3 +99,31 @@ def test_lock_rejects_a_bad_python_version_in_one_line(tmp_path):
                                      "--python-version", bad])
         assert r.exit_code == 4 and "--python-version" in r.output, r.output
         assert "Traceback" not in r.output
+
+
+def test_upstream_credentials_never_leave_the_index(tmp_path, upstream):
+    """A private upstream configured as https://user:token@host/simple/: the token is sent
+    to the upstream, and never shown to clients, in findings or in the audit log."""
+    from mlwarden.index.confusion import sweep
+    from mlwarden.index.service import IndexError_
+
+    url = upstream.url.replace("http://", "http://mirror:s3cret-token@")
+    store = Store.open(tmp_path / "s")
+    svc = IndexService(store, Policy.from_dict({"upstream": {"url": url},
+                                                "internal": {"names": ["acme-*"]},
+                                                "releases": {"minimum-age": "0"}}))
+    assert svc.file_for_download("libb", "libb-1.0-py3-none-any.whl").served
+    report = sweep(svc)
+    assert report.files and "s3cret" not in json.dumps(report.meta)
+    upstream.proxy.down = True
+    try:
+        with pytest.raises(IndexError_) as err:
+            svc.file_for_download("libc", "libc-1.0-py3-none-any.whl")
+    finally:
+        upstream.proxy.down = False
+    assert err.value.status == 503 and "127.0.0.1" in err.value.message
+    messages = [err.value.message, *(f.message for r in report.files for f in r.findings),
+                *(e.detail for e in store.audit())]
+    assert not [m for m in messages if "s3cret" in m]
+    svc.close()
+    store.close()

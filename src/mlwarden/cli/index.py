@@ -122,6 +122,7 @@ def serve(store_path: str, db_url: str | None, policy_path: str | None, host: st
 
     from mlwarden.index.app import IndexSettings, create_index_app
     from mlwarden.index.policy import PolicyError, parse_duration
+    from mlwarden.index.upstream import public_url
     from mlwarden.registry.server import ServerLimits, make_config
 
     try:
@@ -143,7 +144,7 @@ def serve(store_path: str, db_url: str | None, policy_path: str | None, host: st
             threading.Thread(target=_sweeper, args=(service, every, stop), daemon=True,
                              name="mlwarden-confusion").start()
         click.echo(f"mlwarden index on http://{host}:{bound}/simple/ (upstream "
-                   f"{service.policy.upstream_url}; policy {service.policy.source}; "
+                   f"{public_url(service.policy.upstream_url)}; policy {service.policy.source}; "
                    f"{'anonymous installs allowed' if allow_anonymous else 'token required'})",
                    err=True)
         try:

@@ -31,6 +31,7 @@ from mlwarden.index.upstream import (
     UpstreamError,
     candidates_from_json,
     candidates_to_json,
+    public_url,
 )
 from mlwarden.report.model import Finding
 from mlwarden.store import AuditEntry, Store
@@ -256,7 +257,7 @@ class IndexService:
                 cands, status = [], 404
             except UpstreamError as exc:
                 self.audit("pkg-upstream-error", project, status=502, detail=str(exc))
-                return [], f"upstream unavailable: {exc}"
+                return [], f"upstream is unavailable ({exc})"
             self.storage.put_page(project, status, candidates_to_json(cands))
             return cands, None
 
@@ -340,7 +341,7 @@ class IndexService:
         cand = next((c for c in listing.candidates if c.filename == filename), None)
         if cand is None:
             if listing.upstream_error:
-                raise IndexError_(503, f"{filename} is not admitted yet and the "
+                raise IndexError_(503, f"{filename} is not admitted yet, and the "
                                        f"{listing.upstream_error}")
             raise IndexError_(404, f"{filename} is not offered by this index")
         f = self.admit(cand)
@@ -364,9 +365,10 @@ class IndexService:
                         return self._decide(self._row(c, d.state, None, None, d.findings,
                                                       hold_until=d.hold_until), actor, note)
             if c.sha256 is None:
-                return self._decide(self._row(c, State.REFUSED, None, None, (
-                    R.NO_UPSTREAM_HASH.finding(f"{c.filename}: no sha256 on {c.url}"),)),
-                    actor, note)
+                missing = R.NO_UPSTREAM_HASH.finding(
+                    f"{c.filename}: no sha256 on {public_url(c.url)}")
+                return self._decide(self._row(c, State.REFUSED, None, None, (missing,)),
+                                    actor, note)
             with self.storage.quarantine() as q, self.storage.ingest() as ing:
                 dest = q / c.filename
                 started = time.monotonic()
