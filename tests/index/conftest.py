@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from corpus.models import free_port
 from corpus.servers import run_uvicorn
 from index.support import OLD, Proxy, sdist, start_pypiserver, wheel
 from mlwarden.index.app import IndexSettings, create_index_app
@@ -150,9 +149,9 @@ def make_index(tmp_path: Path, upstream: Upstream,
         _, write = store.create_token("acme-publisher", ["pkg:acme-*:write"])
         service = IndexService(store, Policy.load(policy_path))
         app = create_index_app(service, IndexSettings(allow_anonymous=allow_anonymous))
-        port = free_port()
-        server, thread = run_uvicorn(make_config(app, "127.0.0.1", port, log_level="warning"),
+        server, thread = run_uvicorn(make_config(app, "127.0.0.1", 0, log_level="warning"),
                                      "index")
+        port = server.servers[0].sockets[0].getsockname()[1]  # bound by the kernel: no race
         base = f"http://127.0.0.1:{port}"
         idx = Index(f"{base}/simple/", base, store_path, policy_path, store, service, app,
                     server, thread, read, write, upstream.url)
