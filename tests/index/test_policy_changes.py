@@ -107,6 +107,14 @@ def test_loosened_policy_gives_files_back(make_index, tmp_path):
     idx.set_policy('\n[projects]\ndeny = ["libc"]\n')
     assert fetch(idx, "libc", LIBC2).status_code == 403
     assert pending(idx)[LIBC2]["findings"][0]["rule"] == "index-project-not-allowed"
+    # `pending` judges with the policy it is given, and records nothing: only the serving
+    # process writes suspensions and their audit entries.
+    other = tmp_path / "other.toml"
+    other.write_text(policy_text(idx.upstream_url))
+    code, out = run("index", "pending", "--store", str(idx.store_path), "--policy", str(other),
+                    "--format", "json")
+    assert code == 0 and LIBC2 not in {f["path"] for f in json.loads(out)["files"]}
+    assert LIBC2 in idx.service.storage.suspensions() and not audit(idx, "pkg-reinstate", LIBC2)
     idx.set_policy("")
     assert LIBC2 in listed(idx, "libc") and fetch(idx, "libc", LIBC2).status_code == 200
     assert LIBC2 not in pending(idx)
@@ -162,7 +170,7 @@ def test_name_that_became_internal_is_final(tmp_path, upstream, store_config):
     svc.policy = Policy.from_dict({"upstream": {"url": upstream.url},
                                    "internal": {"names": ["lib*"]}})
     before = len(upstream.proxy.paths)
-    (s,) = svc.revalidate()
+    ((_, s),) = svc.revalidate()
     assert s.filename == LIBB1 and s.state is State.REFUSED
     assert s.findings[0].rule == "index-dependency-confusion"
     assert svc.listing("libb").files == ()
@@ -173,7 +181,7 @@ def test_name_that_became_internal_is_final(tmp_path, upstream, store_config):
     assert len(upstream.proxy.paths) == before  # an internal name is never asked upstream
     # Refusing it settles it: no longer pending, never served.
     svc.refuse("libb==1.0", note="public copy of an internal name")
-    assert svc.revalidate() == [] and svc.suspended() == []
+    assert svc.revalidate() == [] and svc.storage.suspensions() == {}
     svc.close()
     store.close()
 

@@ -201,9 +201,8 @@ def pending(store_path: str, db_url: str | None, policy_path: str | None, fmt: s
     from dataclasses import replace
 
     with _service(store_path, db_url, policy_path) as service:
-        service.revalidate()
         held = service.pending()
-        suspended = service.suspended()
+        suspended = service.revalidate(record=False)  # judged with the policy given here
     # A withdrawn file is shown with the reasons the policy gives today.
     files = held + [replace(f, findings=s.findings) for f, s in suspended]
     _show(files, "index pending", fmt, {f.filename: _suspension_fields(s) for f, s in suspended})

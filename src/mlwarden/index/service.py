@@ -184,56 +184,58 @@ class IndexService:
         as suspended, with an audit entry (``pkg-suspend``), and given back
         (``pkg-reinstate``) when the policy serves it again.
         """
-        rows = self.storage.files(project) if rows is None else rows
-        admitted = [f for f in rows if f.served]
-        if not admitted:
-            return []
-        known = self.storage.suspensions(project)
-        out: list[IndexFile] = []
-        for f in admitted:
-            d = self.standing(f)
-            if d.state is State.ADMITTED:
-                out.append(f)
-                if f.filename in known:
-                    self._reinstate(f)
-            elif f.filename not in known or _why(known[f.filename].findings) != \
-                    _why(d.findings) or known[f.filename].state is not d.state:
-                self._suspend(f, d)
-        return out
+        return self._judge(project, rows, record=True)[0]
 
-    def revalidate(self) -> list[Suspension]:
-        """Re-check every admitted file against the current policy and advisories (serve
-        does this at start, `index pending` before it lists); returns the suspensions."""
+    def revalidate(self, *, record: bool = True) -> list[tuple[IndexFile, Suspension]]:
+        """Re-check every admitted file against the current policy and advisories; returns
+        the files it withdraws. ``serve`` does this at start (``record``: suspensions and
+        audit entries are written by the serving process); ``index pending`` only looks,
+        so that a command run with another policy file never rewrites the record."""
         by_project: dict[str, list[IndexFile]] = {}
         for f in self.storage.by_state(State.ADMITTED):
             by_project.setdefault(f.project, []).append(f)
+        out: list[tuple[IndexFile, Suspension]] = []
         for project, files in by_project.items():
-            self.served(project, files)
-        current = self.storage.suspensions()
-        admitted = {f.filename for files in by_project.values() for f in files}
-        for name in [n for n in current if n not in admitted]:  # refused or replaced since
-            self.storage.clear_suspension(name)
-            del current[name]
-        return list(current.values())
-
-    def suspended(self) -> list[tuple[IndexFile, Suspension]]:
-        """Suspended files with their rows (as recorded; ``revalidate`` refreshes them)."""
-        out = []
-        for s in self.storage.suspensions().values():
-            f = self.storage.get(s.filename)
-            if f is not None and f.served:
-                out.append((f, s))
+            out += self._judge(project, files, record=record)[1]
+        if record:  # rows of files refused or replaced since
+            admitted = {f.filename for files in by_project.values() for f in files}
+            for name in self.storage.suspensions():
+                if name not in admitted:
+                    self.storage.clear_suspension(name)
         return out
 
-    def _suspend(self, f: IndexFile, d: Decision) -> None:
-        s = Suspension(f.filename, f.project, d.state, d.findings, self.policy.digest,
-                       time.time())
+    def _judge(self, project: str, rows: Sequence[IndexFile] | None, *, record: bool
+               ) -> tuple[list[IndexFile], list[tuple[IndexFile, Suspension]]]:
+        rows = self.storage.files(project) if rows is None else rows
+        admitted = [f for f in rows if f.served]
+        if not admitted:
+            return [], []
+        known = self.storage.suspensions(project)
+        served: list[IndexFile] = []
+        withdrawn: list[tuple[IndexFile, Suspension]] = []
+        for f in admitted:
+            d = self.standing(f)
+            old = known.get(f.filename)
+            if d.state is State.ADMITTED:
+                served.append(f)
+                if record and old is not None:
+                    self._reinstate(f)
+                continue
+            s = Suspension(f.filename, f.project, d.state, d.findings, self.policy.digest,
+                           old.since if old is not None else time.time())
+            if record and (old is None or old.state is not s.state
+                           or _why(old.findings) != _why(s.findings)):
+                self._suspend(f, s)
+            withdrawn.append((f, s))
+        return served, withdrawn
+
+    def _suspend(self, f: IndexFile, s: Suspension) -> None:
         if self.storage.suspend(s):
             self.audit("pkg-suspend", f.project, version=f.version, filename=f.filename,
                        sha256=f.sha256, status=403,
-                       detail=f"admitted file withdrawn by policy {self.policy.digest} "
-                              f"({'hold' if d.state is State.HELD else 'refuse'}): "
-                              f"{d.reasons}"[:2000])
+                       detail=f"admitted file withdrawn by policy {s.policy} "
+                              f"({'hold' if s.state is State.HELD else 'refuse'}): "
+                              f"{s.reasons}"[:2000])
 
     def _reinstate(self, f: IndexFile) -> None:
         if self.storage.clear_suspension(f.filename):
