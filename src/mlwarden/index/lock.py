@@ -15,7 +15,7 @@ from typing import Any
 
 from packaging.markers import default_environment
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.specifiers import SpecifierSet
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 from resolvelib import AbstractProvider
@@ -78,8 +78,8 @@ class _Provider(AbstractProvider[Requirement, Cand, str]):
             return True
         try:
             return SpecifierSet(f.requires_python).contains(self.python, prereleases=True)
-        except Exception:
-            return True
+        except InvalidSpecifier:
+            return True  # as pip does: an unreadable Requires-Python does not exclude
 
     def find_matches(self, identifier: str, requirements: Mapping[str, Iterator[Any]],
                      incompatibilities: Mapping[str, Iterator[Any]]) -> list[Cand]:
