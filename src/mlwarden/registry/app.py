@@ -305,12 +305,16 @@ class Registry:
         call.action = "refs"
         repo = self.visible_repo(principal, repo_id, call)
         body: dict[str, Any] = {"branches": [], "converts": [], "tags": []}
+        prs: list[dict[str, Any]] = []
         for r in self.store.refs(repo.id):
+            if r.name.startswith("refs/pr/"):  # approved pull-request heads (write API)
+                prs.append({"name": r.name, "ref": r.name, "targetCommit": r.commit})
+                continue
             key, ns = ("branches", "heads") if r.kind == "branch" else ("tags", "tags")
             body[key].append({"name": r.name, "ref": f"refs/{ns}/{r.name}",
                               "targetCommit": r.commit})
         if query.get("include_prs", ["0"])[-1].lower() in ("1", "true"):
-            body["pullRequests"] = []
+            body["pullRequests"] = prs
         return JSONResponse(body)
 
     def resolve(self, principal: Principal, repo_id: str, revision: str, path: str,

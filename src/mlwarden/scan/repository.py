@@ -248,8 +248,52 @@ def _index(root: TreeReader, rel: str, r: FileResult, files: dict[str, FileResul
 # ------------------------------------------------------------------------------ remote code
 
 
+def remote_code_files(root: Path | TreeReader, display_root: str,
+                      results: list[FileResult]) -> dict[str, str]:
+    """The .py files ``trust_remote_code=True`` / ``torch.hub.load`` would import from the
+    scanned tree ``root`` (repository path -> why), as the repository checks find them:
+    config entry points followed through relative imports. For reviewers and reports."""
+    tree = LocalTree(root) if isinstance(root, Path) else root
+    prefix = display_root if display_root.endswith(("/", os.sep)) else display_root + os.sep
+    files = {r.path[len(prefix):].replace(os.sep, "/"): r for r in results
+             if r.path.startswith(prefix) and "!" not in r.path}
+    entries, _ = _code_entries(tree, files, defaultdict(list))
+    return entries
+
+
 def _remote_code(root: TreeReader, files: dict[str, FileResult], prefix: str, display_root: str,
                  out: dict[str, list[Finding]]) -> None:
+    entries, loaded = _code_entries(root, files, out)
+    if loaded:
+        from mlwarden.scan.remote_code import load_time_findings
+
+        _load_time(root, files, dict(loaded), load_time_findings, out)
+
+    for rel, r in files.items():
+        if rel.endswith(".py") and r.format != "python" and (
+                rel in entries or r.verdict is Verdict.CLEAN):
+            out[r.path].append(CODE_NOT_ANALYSED.finding(
+                f"content identified as {r.format}, not Python text"))
+
+    if entries:
+        def verdict(r: FileResult) -> Verdict:  # with the load-time findings added above
+            return Verdict.worst([r.verdict, *(f.verdict for f in out.get(r.path, ()))])
+
+        parts = [f"{py} ({verdict(files[py]).value}; {why})" for py, why in entries.items()]
+        others = sum(1 for rel in files if rel.endswith(".py") and rel not in entries)
+        text = "loading this repository runs " + "; ".join(parts[:MAX_LISTED])
+        if len(parts) > MAX_LISTED:
+            text += f"; +{len(parts) - MAX_LISTED} more"
+        if others:
+            text += f". {others} other .py file(s) are not imported by loaders by name"
+        out[display_root].append(REMOTE_CODE.finding(text))
+
+
+def _code_entries(root: TreeReader, files: dict[str, FileResult],
+                  out: dict[str, list[Finding]]
+                  ) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+    """(.py -> why a loader imports it, .py -> class it builds -> why), reporting missing
+    and escaping modules into ``out``."""
     entries: dict[str, str] = {}  # repository path of a .py -> why a loader imports it
     loaded: dict[str, dict[str, str]] = defaultdict(dict)  # .py -> class it builds -> why
     for rel, r in sorted(files.items()):
@@ -283,7 +327,7 @@ def _remote_code(root: TreeReader, files: dict[str, FileResult], prefix: str, di
     # Follow relative imports the way transformers does (regex over the text).
     queue = list(entries)
     if queue:  # the Python analysis (remote_code, pyast) loads only when there is code
-        from mlwarden.scan.remote_code import load_time_findings, relative_imports
+        from mlwarden.scan.remote_code import relative_imports
     while queue and len(entries) < MAX_CODE_FILES:
         py = queue.pop(0)
         data = root.read(py, MAX_CONFIG_BYTES)
@@ -302,28 +346,7 @@ def _remote_code(root: TreeReader, files: dict[str, FileResult], prefix: str, di
             elif target not in entries:
                 entries[target] = f"imported by {py}"
                 queue.append(target)
-
-    if loaded:
-        _load_time(root, files, dict(loaded), load_time_findings, out)
-
-    for rel, r in files.items():
-        if rel.endswith(".py") and r.format != "python" and (
-                rel in entries or r.verdict is Verdict.CLEAN):
-            out[r.path].append(CODE_NOT_ANALYSED.finding(
-                f"content identified as {r.format}, not Python text"))
-
-    if entries:
-        def verdict(r: FileResult) -> Verdict:  # with the load-time findings added above
-            return Verdict.worst([r.verdict, *(f.verdict for f in out.get(r.path, ()))])
-
-        parts = [f"{py} ({verdict(files[py]).value}; {why})" for py, why in entries.items()]
-        others = sum(1 for rel in files if rel.endswith(".py") and rel not in entries)
-        text = "loading this repository runs " + "; ".join(parts[:MAX_LISTED])
-        if len(parts) > MAX_LISTED:
-            text += f"; +{len(parts) - MAX_LISTED} more"
-        if others:
-            text += f". {others} other .py file(s) are not imported by loaders by name"
-        out[display_root].append(REMOTE_CODE.finding(text))
+    return entries, loaded
 
 
 LoadTimeAnalysis = Callable[[bytes, str, dict[str, str], tuple[Finding, ...]],

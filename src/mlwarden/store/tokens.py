@@ -23,10 +23,20 @@ _PKG_RE = re.compile(r"[a-z0-9*?](?:[a-z0-9._*?-]{0,198})?")
 PKG_PREFIX = "pkg:"
 
 
+# What each access level grants. Write and approve are separate rights (a pusher need not be
+# a reviewer); both include reading the repositories they cover. ``admin`` (only as
+# ``*:admin``) manages tokens and deletes repositories.
+ACCESS_LEVELS = ("read", "write", "approve", "admin")
+_GRANTS = {"read": frozenset({"read"}), "write": frozenset({"read", "write"}),
+           "approve": frozenset({"read", "approve"}),
+           "admin": frozenset({"read", "write", "approve", "admin"})}
+
+
 @dataclass(frozen=True)
 class Scope:
-    """``ORG:read``, ``ORG/NAME:read`` or ``*:read`` (every repository); for the package
-    index, ``pkg:PATTERN:read`` (install) or ``pkg:PATTERN:write`` (upload, implies read)."""
+    """``ORG:ACCESS``, ``ORG/NAME:ACCESS`` or ``*:ACCESS`` (every repository); ACCESS is
+    read, write or approve; ``*:admin`` grants everything. For the package index,
+    ``pkg:PATTERN:read`` (install) or ``pkg:PATTERN:write`` (upload, implies read)."""
 
     target: str
     access: str = "read"
@@ -39,6 +49,9 @@ class Scope:
         if "/" in self.target:
             return self.target == repo_id
         return repo_id.split("/", 1)[0] == self.target
+
+    def allows(self, repo_id: str, access: str) -> bool:
+        return access in _GRANTS[self.access] and self.covers(repo_id)
 
     def __str__(self) -> str:
         return f"{self.target}:{self.access}"
@@ -65,13 +78,16 @@ class Scope:
             return Scope(PKG_PREFIX + pattern, access)
         target, sep, access = text.partition(":")
         access = access if sep else "read"
-        if access != "read":
-            raise InvalidName(f"scope {text!r}: only 'read' access exists")
+        if access not in ACCESS_LEVELS:
+            raise InvalidName(f"scope {text!r}: access must be one of "
+                              f"{', '.join(ACCESS_LEVELS)}")
+        if access == "admin" and target != "*":
+            raise InvalidName(f"scope {text!r}: admin access exists only as '*:admin'")
         if target != "*":
             if "/" in target:
                 check_repo_id(target)
             elif not _ORG_RE.fullmatch(target):
-                raise InvalidName(f"scope {text!r}: expected ORG[/NAME]:read or *:read")
+                raise InvalidName(f"scope {text!r}: expected ORG[/NAME]:{access} or *:{access}")
         return Scope(target, access)
 
 
@@ -88,7 +104,19 @@ class TokenInfo:
         return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)
 
     def can_read(self, repo_id: str) -> bool:
-        return any(s.covers(repo_id) for s in self.scopes)
+        return self.can(repo_id, "read")
+
+    def can(self, repo_id: str, access: str) -> bool:
+        return any(s.allows(repo_id, access) for s in self.scopes)
+
+    @property
+    def is_admin(self) -> bool:
+        return any(s.access == "admin" for s in self.scopes)
+
+    def can_anywhere(self, access: str) -> bool:
+        """Whether some scope grants ``access`` (to at least one model repository)."""
+        return any(access in _GRANTS[s.access] for s in self.scopes
+                   if not s.target.startswith(PKG_PREFIX))
 
     def can_package(self, project: str, access: str = "read") -> bool:
         return any(s.covers_package(project, access) for s in self.scopes)
