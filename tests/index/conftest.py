@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from corpus.models import free_port
 from corpus.servers import run_uvicorn
 from index.support import OLD, Proxy, sdist, start_pypiserver, wheel
 from mlwarden.index.app import IndexSettings, create_index_app
@@ -49,6 +48,22 @@ def build_upstream(root: Path) -> None:
     wheel(root, "libc", "1.0", mtime=OLD)
     wheel(root, "libc", "2.0", mtime=OLD)
     wheel(root, "libd", "1.0", requires=["libb>=1; extra == 'fast'"], mtime=OLD)
+
+
+# Every store configuration the index must work on. Each test that takes ``store_config``
+# (``make_index`` does) runs once per entry; every ``Store.open`` in it, and in every process
+# it starts, picks the configuration up from MLWARDEN_DB / MLWARDEN_BLOBS.
+STORE_CONFIGS = ["fs-sqlite", "fs-postgres"]
+
+
+@pytest.fixture(params=STORE_CONFIGS)
+def store_config(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.delenv("MLWARDEN_DB", raising=False)
+    monkeypatch.delenv("MLWARDEN_BLOBS", raising=False)
+    _blobs, _, db = str(request.param).partition("-")
+    if db == "postgres":
+        monkeypatch.setenv("MLWARDEN_DB", request.getfixturevalue("postgres_url"))
+    return str(request.param)
 
 
 @dataclass
@@ -98,6 +113,13 @@ class Index:
     thread: object
     read_token: str
     write_token: str
+    upstream_url: str
+
+    def set_policy(self, extra_policy: str) -> None:
+        """Rewrite the policy file and apply it, as a restart of `serve` would."""
+        self.policy_path.write_text(policy_text(self.upstream_url, extra_policy))
+        self.service.policy = Policy.load(self.policy_path)
+        self.service.revalidate()
 
     def flush(self) -> None:
         self.app.state.audit.flush()  # type: ignore[attr-defined]
@@ -113,7 +135,8 @@ class Index:
 
 
 @pytest.fixture
-def make_index(tmp_path: Path, upstream: Upstream) -> Iterator[Callable[..., Index]]:
+def make_index(tmp_path: Path, upstream: Upstream,
+               store_config: str) -> Iterator[Callable[..., Index]]:
     started: list[Index] = []
 
     def factory(extra_policy: str = "", allow_anonymous: bool = False,
@@ -126,12 +149,12 @@ def make_index(tmp_path: Path, upstream: Upstream) -> Iterator[Callable[..., Ind
         _, write = store.create_token("acme-publisher", ["pkg:acme-*:write"])
         service = IndexService(store, Policy.load(policy_path))
         app = create_index_app(service, IndexSettings(allow_anonymous=allow_anonymous))
-        port = free_port()
-        server, thread = run_uvicorn(make_config(app, "127.0.0.1", port, log_level="warning"),
+        server, thread = run_uvicorn(make_config(app, "127.0.0.1", 0, log_level="warning"),
                                      "index")
+        port = server.servers[0].sockets[0].getsockname()[1]  # bound by the kernel: no race
         base = f"http://127.0.0.1:{port}"
         idx = Index(f"{base}/simple/", base, store_path, policy_path, store, service, app,
-                    server, thread, read, write)
+                    server, thread, read, write, upstream.url)
         started.append(idx)
         return idx
 

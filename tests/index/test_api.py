@@ -130,6 +130,16 @@ def test_mlwarden_index_add_and_cli_views(make_index, tmp_path):
     assert code == 4 and "internal namespace" in out
     code, out = run("index", *idx.cli("list", "acme-tool", "--format", "json"))
     assert json.loads(out)["files"][0]["origin"] == "internal"
+    # A broken archive is refused, and its findings name the file, not the quarantine.
+    broken = tmp_path / "acme_broken-1.0-py3-none-any.whl"
+    broken.write_bytes(b"not a zip")
+    code, out = run("index", *idx.cli("add", str(broken), "--format", "json"))
+    assert code == 1
+    (f,) = json.loads(out)["files"]
+    assert f["state"] == "refused"
+    messages = [x["message"] for x in f["findings"]]
+    assert messages and all(str(idx.store_path) not in m for m in messages), messages
+    assert any(m.startswith(broken.name) for m in messages)
 
 
 def test_uv_installs_with_only_an_index_url(make_index, tmp_path):

@@ -45,7 +45,7 @@ def serve(store: Path, policy: Path, crash_at: str | None) -> tuple[subprocess.P
 
 @pytest.mark.parametrize("stage", ["index-download", "index-inspect", "index-blob",
                                    "index-record"])
-def test_kill_during_admission(stage, tmp_path, upstream):
+def test_kill_during_admission(stage, tmp_path, upstream, store_config):
     store_path = tmp_path / "store"
     policy = tmp_path / "policy.toml"
     policy.write_text(policy_text(upstream.url))

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 from click.testing import CliRunner
 
 from index.support import authed, client_env, installed, pip_install, wheel
@@ -179,5 +180,8 @@ def test_upstream_outage_serves_admitted_files_only(make_index, upstream, tmp_pa
         r = pip_install(tmp_path, url, "libc")
         assert r.returncode != 0  # never fails open
         assert idx.service.storage.files("libc") == []
+        # Nothing admitted, nothing learnt: "try again" (503), not an empty project page.
+        page = httpx.get(f"{idx.url}libc/", auth=("__token__", idx.read_token), timeout=30)
+        assert page.status_code == 503 and "upstream is unavailable" in page.text
     finally:
         upstream.proxy.down = False

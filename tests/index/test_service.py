@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from mlwarden.index.service import IndexService
 from mlwarden.store import Store
 
 
-def test_concurrent_downloads_admit_once(tmp_path, upstream):
+def test_concurrent_downloads_admit_once(tmp_path, upstream, store_config):
     store = Store.open(tmp_path / "s")
     svc = IndexService(store, Policy.from_dict({"upstream": {"url": upstream.url},
                                                 "releases": {"minimum-age": "0"}}))
@@ -41,8 +42,8 @@ def test_concurrent_downloads_admit_once(tmp_path, upstream):
     store.close()
 
 
-def test_postgresql_store(tmp_path, upstream, postgres_url):
-    store = Store.open(tmp_path / "pg", postgres_url)
+def test_internal_and_upstream_files_on_each_store(tmp_path, upstream, store_config):
+    store = Store.open(tmp_path / "s")
     svc = IndexService(store, Policy.load(_policy(tmp_path, upstream.url)))
     f = svc.add_internal(wheel(tmp_path / "d", "acme-pg", "1.0"), actor="ci")
     assert f.state is State.ADMITTED
@@ -66,7 +67,9 @@ def test_policy_file_errors_are_one_line(tmp_path):
                          ("[inspection]\nsuspicious = 'maybe'\n", "suspicious"),
                          ("[nonsense]\n", "unknown section"),
                          ("[versions]\nnumpy = '<<2'\n", "numpy"),
-                         ("not toml [", "invalid TOML")]:
+                         ("not toml [", "invalid TOML"),
+                         ("[upstream]\nmax-file-bytes = 'abc'\n", "max-file-bytes"),
+                         ("[upstream]\nmax-file-bytes = -1\n", "max-file-bytes")]:
         bad.write_text(text)
         with pytest.raises(PolicyError, match=needle):
             Policy.load(bad)
@@ -85,3 +88,42 @@ def test_policy_decisions():
     assert "Acme.Utils" in ns and "secret-tool" in ns and "acmeutils" not in ns
     d = Policy().check_project("reqeusts")
     assert d.state is State.REFUSED and d.findings[0].rule == "index-typosquat"
+
+
+def test_lock_rejects_a_bad_python_version_in_one_line(tmp_path):
+    reqs = tmp_path / "r.in"
+    reqs.write_text("libb\n")
+    Store.open(tmp_path / "s").close()
+    for bad in ("abc", "3"):
+        r = CliRunner().invoke(cli, ["index", "lock", str(reqs), "--store", str(tmp_path / "s"),
+                                     "--python-version", bad])
+        assert r.exit_code == 4 and "--python-version" in r.output, r.output
+        assert "Traceback" not in r.output
+
+
+def test_upstream_credentials_never_leave_the_index(tmp_path, upstream):
+    """A private upstream configured as https://user:token@host/simple/: the token is sent
+    to the upstream, and never shown to clients, in findings or in the audit log."""
+    from mlwarden.index.confusion import sweep
+    from mlwarden.index.service import IndexError_
+
+    url = upstream.url.replace("http://", "http://mirror:s3cret-token@")
+    store = Store.open(tmp_path / "s")
+    svc = IndexService(store, Policy.from_dict({"upstream": {"url": url},
+                                                "internal": {"names": ["acme-*"]},
+                                                "releases": {"minimum-age": "0"}}))
+    assert svc.file_for_download("libb", "libb-1.0-py3-none-any.whl").served
+    report = sweep(svc)
+    assert report.files and "s3cret" not in json.dumps(report.meta)
+    upstream.proxy.down = True
+    try:
+        with pytest.raises(IndexError_) as err:
+            svc.file_for_download("libc", "libc-1.0-py3-none-any.whl")
+    finally:
+        upstream.proxy.down = False
+    assert err.value.status == 503 and "127.0.0.1" in err.value.message
+    messages = [err.value.message, *(f.message for r in report.files for f in r.findings),
+                *(e.detail for e in store.audit())]
+    assert not [m for m in messages if "s3cret" in m]
+    svc.close()
+    store.close()

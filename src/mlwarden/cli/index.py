@@ -17,7 +17,7 @@ from mlwarden.cli.errors import CliError, write_output
 from mlwarden.cli.registry import _DB, _STORE, _listen_socket, _open_store
 
 if TYPE_CHECKING:
-    from mlwarden.index.model import IndexFile
+    from mlwarden.index.model import IndexFile, Suspension
     from mlwarden.index.service import IndexService
     from mlwarden.report.model import Report
 
@@ -54,27 +54,37 @@ def _service(store_path: str, db_url: str | None, policy_path: str | None,
             service.close()
 
 
-def _report(files: list[IndexFile], command: str) -> Report:
+def _report(files: list[IndexFile], command: str,
+            extra: dict[str, dict[str, object]]) -> Report:
     from mlwarden.report.model import FileResult, Report
 
     return Report(command, tuple(
-        FileResult(f.filename, f"{f.state.value} ({f.origin.value})", f.verdict, f.size,
-                   f.sha256, f.findings) for f in files))
+        FileResult(f.filename, f"{extra.get(f.filename, {}).get('state', f.state.value)} "
+                               f"({f.origin.value})", f.verdict, f.size, f.sha256, f.findings)
+        for f in files))
 
 
-def _show(files: list[IndexFile], command: str, fmt: str) -> None:
+def _show(files: list[IndexFile], command: str, fmt: str,
+          extra: dict[str, dict[str, object]] | None = None) -> None:
     from mlwarden.report.render import render_table, to_json
 
-    report = _report(files, command)
+    extra = extra or {}
+    report = _report(files, command, extra)
     if fmt == "json":
         doc = json.loads(to_json(report))
         for entry, f in zip(doc["files"], files, strict=True):
             entry.update(project=f.project, version=f.version, state=f.state.value,
                          origin=f.origin.value, decided_by=f.decided_by,
                          hold_until=f.hold_until, yanked=f.yanked)
+            entry.update(extra.get(f.filename, {}))
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     else:
         render_table(report, sys.stdout, verbose=True)
+
+
+def _suspension_fields(s: Suspension) -> dict[str, object]:
+    return {"state": "suspended", "action": s.state.value, "suspended_since": s.since,
+            "policy": s.policy}
 
 
 @click.group()
@@ -112,6 +122,7 @@ def serve(store_path: str, db_url: str | None, policy_path: str | None, host: st
 
     from mlwarden.index.app import IndexSettings, create_index_app
     from mlwarden.index.policy import PolicyError, parse_duration
+    from mlwarden.index.upstream import public_url
     from mlwarden.registry.server import ServerLimits, make_config
 
     try:
@@ -119,6 +130,10 @@ def serve(store_path: str, db_url: str | None, policy_path: str | None, host: st
     except PolicyError as exc:
         raise CliError(str(exc)) from exc
     with _service(store_path, db_url, policy_path, create=True) as service:
+        withdrawn = service.revalidate()  # the policy or the advisories may have changed
+        if withdrawn:
+            click.echo(f"mlwarden index: {len(withdrawn)} admitted file(s) withdrawn by the "
+                       "current policy; not served (see `mlwarden index pending`)", err=True)
         app = create_index_app(service, IndexSettings(allow_anonymous=allow_anonymous))
         config = make_config(app, host, port, ServerLimits(header_timeout=header_timeout),
                              log_level=log_level)
@@ -129,7 +144,7 @@ def serve(store_path: str, db_url: str | None, policy_path: str | None, host: st
             threading.Thread(target=_sweeper, args=(service, every, stop), daemon=True,
                              name="mlwarden-confusion").start()
         click.echo(f"mlwarden index on http://{host}:{bound}/simple/ (upstream "
-                   f"{service.policy.upstream_url}; policy {service.policy.source}; "
+                   f"{public_url(service.policy.upstream_url)}; policy {service.policy.source}; "
                    f"{'anonymous installs allowed' if allow_anonymous else 'token required'})",
                    err=True)
         try:
@@ -140,7 +155,6 @@ def serve(store_path: str, db_url: str | None, policy_path: str | None, host: st
 
 def _sweeper(service: IndexService, every: float, stop: threading.Event) -> None:
     from mlwarden.index.confusion import sweep
-    from mlwarden.index.upstream import UpstreamError
 
     while not stop.is_set():
         try:
@@ -148,7 +162,7 @@ def _sweeper(service: IndexService, every: float, stop: threading.Event) -> None
             for name in new if isinstance(new, list) else []:
                 click.echo(f"mlwarden index: dependency confusion: {name} exists upstream",
                            err=True)
-        except (UpstreamError, Exception) as exc:  # keep serving; the next sweep retries
+        except Exception as exc:  # upstream or store trouble: keep serving, retry next time
             click.echo(f"mlwarden index: confusion sweep failed: {exc}", err=True)
         stop.wait(every)
 
@@ -180,10 +194,18 @@ def add(files: tuple[str, ...], store_path: str, db_url: str | None, policy_path
 @_POLICY
 @_FORMAT
 def pending(store_path: str, db_url: str | None, policy_path: str | None, fmt: str) -> None:
-    """Files held for review (inspection findings, fresh releases, advisories)."""
+    """Files waiting for a decision: held for review (inspection findings, fresh releases,
+    advisories), and admitted files the current policy withdraws (a tightened version
+    constraint, a new advisory, a deny-list entry), which are not served until a reviewer
+    keeps them (`approve`) or refuses them, or the policy changes back."""
+    from dataclasses import replace
+
     with _service(store_path, db_url, policy_path) as service:
-        files = service.pending()
-    _show(files, "index pending", fmt)
+        held = service.pending()
+        suspended = service.revalidate(record=False)  # judged with the policy given here
+    # A withdrawn file is shown with the reasons the policy gives today.
+    files = held + [replace(f, findings=s.findings) for f, s in suspended]
+    _show(files, "index pending", fmt, {f.filename: _suspension_fields(s) for f, s in suspended})
 
 
 @index.command("list")
@@ -201,7 +223,9 @@ def list_cmd(project: str | None, store_path: str, db_url: str | None,
     with _service(store_path, db_url, policy_path) as service:
         files = service.storage.files(canonical(project)) if project \
             else service.storage.all_files()
-    _show([f for f in files if state is None or f.state.value == state], "index list", fmt)
+        suspended = service.storage.suspensions(canonical(project) if project else None)
+    _show([f for f in files if state is None or f.state.value == state], "index list", fmt,
+          {n: _suspension_fields(s) for n, s in suspended.items()})
 
 
 def _decision(verb: str) -> click.Command:

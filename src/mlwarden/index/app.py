@@ -134,7 +134,13 @@ def create_index_app(service: IndexService, settings: IndexSettings | None = Non
             log(who, request, "pkg-denied", project, 404, detail=listing.denied.reasons)
             raise Denied(404, f"{project} is refused by the index policy: "
                               f"{listing.denied.reasons}")
-        if listing.empty and not listing.internal and listing.upstream_error is None:
+        if listing.empty and listing.upstream_error is not None:
+            # Nothing admitted and nothing to learn: an empty page would read as "no such
+            # release" to pip; 503 says "try again".
+            log(who, request, "pkg-page", project, 503, detail=listing.upstream_error)
+            raise Denied(503, f"{project}: nothing admitted yet, and the "
+                              f"{listing.upstream_error}")
+        if listing.empty and not listing.internal:
             log(who, request, "pkg-page", project, 404)
             raise Denied(404, f"no project {project}")
         if listing.empty and listing.internal:

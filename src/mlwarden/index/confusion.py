@@ -11,28 +11,30 @@ import time
 
 from mlwarden.index import rules as R
 from mlwarden.index.service import IndexService
+from mlwarden.index.upstream import public_url
 from mlwarden.report.model import FileResult, Report, Verdict
 
 
 def sweep(service: IndexService) -> Report:
     """Raises UpstreamError when the list cannot be read (the caller reports it)."""
     started = time.monotonic()
+    upstream = public_url(service.policy.upstream_url)
     hits = sorted({n for n in service.upstream.project_names()
                    if service.policy.is_internal(n)})
-    new = set(service.storage.record_confusion(hits, service.policy.upstream_url))
+    new = set(service.storage.record_confusion(hits, upstream))
     files = []
     for name in hits:
         served = [f.filename for f in service.storage.files(name)]
         if name in new:
             service.audit("pkg-confusion", name, status=0,
-                          detail=f"{name} exists on {service.policy.upstream_url}: "
+                          detail=f"{name} exists on {upstream}: "
                                  "dependency confusion; never served")
         msg = (f"{name} is in the internal namespace and exists on "
-               f"{service.policy.upstream_url}; the index serves only the internal "
+               f"{upstream}; the index serves only the internal "
                f"project ({len(served)} file(s)) and never the public one")
         files.append(FileResult(name, "project", Verdict.MALICIOUS, None, None,
                                 (R.DEPENDENCY_CONFUSION.finding(msg),)))
     return Report("index confusion", tuple(files), time.monotonic() - started,
-                  meta={"upstream": service.policy.upstream_url,
+                  meta={"upstream": upstream,
                         "internal": service.policy.internal.describe(),
                         "new": sorted(new)})

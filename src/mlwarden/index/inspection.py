@@ -13,7 +13,7 @@ import email.policy
 import tarfile
 import time
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
@@ -115,9 +115,14 @@ def inspect_file(path: Path, dist: DistName) -> Inspected:
     except ValueError as exc:
         findings.append(R.BAD_DISTRIBUTION.finding(f"{dist.filename}: {exc}"))
         metadata = None
+    # The quarantine path is private and gone once the file is decided: findings (kept in
+    # the database, shown to reviewers and pip users) name the distribution instead.
+    private = str(path)
     try:
         result = inspect_target(path)
-        findings.extend(result.findings)
+        findings.extend(replace(f, message=f.message.replace(private, dist.filename))
+                        for f in result.findings)
     except InspectError as exc:
-        findings.append(R.BAD_DISTRIBUTION.finding(f"{dist.filename}: {exc}"))
+        findings.append(R.BAD_DISTRIBUTION.finding(
+            f"{dist.filename}: {str(exc).replace(private, dist.filename)}"))
     return Inspected(tuple(findings), metadata, requires_python, time.monotonic() - started)

@@ -15,13 +15,14 @@ from typing import Any
 
 from packaging.markers import default_environment
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.specifiers import SpecifierSet
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 from resolvelib import AbstractProvider
 
 from mlwarden.index.inspection import parse_metadata
-from mlwarden.index.model import IndexFile, State
+from mlwarden.index.model import IndexFile
+from mlwarden.index.names import version_or_none
 from mlwarden.index.service import IndexService
 
 
@@ -67,9 +68,9 @@ class _Provider(AbstractProvider[Requirement, Cand, str]):
 
     def files(self, project: str) -> list[IndexFile]:
         if project not in self.cache:
-            listing = self.service.storage.files(project, [State.ADMITTED])
-            self.cache[project] = [f for f in listing if f.sha256 and f.yanked is None
-                                   and self._python_ok(f)]
+            # What the index serves today: admitted and not withdrawn by the policy since.
+            self.cache[project] = [f for f in self.service.served(project)
+                                   if f.yanked is None and self._python_ok(f)]
         return self.cache[project]
 
     def _python_ok(self, f: IndexFile) -> bool:
@@ -77,8 +78,8 @@ class _Provider(AbstractProvider[Requirement, Cand, str]):
             return True
         try:
             return SpecifierSet(f.requires_python).contains(self.python, prereleases=True)
-        except Exception:
-            return True
+        except InvalidSpecifier:
+            return True  # as pip does: an unreadable Requires-Python does not exclude
 
     def find_matches(self, identifier: str, requirements: Mapping[str, Iterator[Any]],
                      incompatibilities: Mapping[str, Iterator[Any]]) -> list[Cand]:
@@ -126,9 +127,9 @@ class _Provider(AbstractProvider[Requirement, Cand, str]):
                             "metadata was kept?)")
         msg = parse_metadata(self.service.read_blob(meta.metadata_sha256))
         if meta.kind == "sdist":
-            mv = str(msg.get("Metadata-Version", "1.0"))
+            mv = version_or_none(str(msg.get("Metadata-Version", "1.0")))
             dynamic = {str(d).lower() for d in msg.get_all("Dynamic") or []}
-            if Version(mv) < Version("2.2") or "requires-dist" in dynamic:
+            if mv is None or mv < Version("2.2") or "requires-dist" in dynamic:
                 raise LockError(f"{project} {version} is admitted only as an sdist whose "
                                 "dependencies are not declared statically; admit a wheel")
         out = []
@@ -174,6 +175,10 @@ def lock(service: IndexService, requirements: Sequence[Requirement],
     from resolvelib.resolvers import ResolutionImpossible, ResolverException
 
     env: dict[str, str] = {k: str(v) for k, v in default_environment().items()}
+    if python_version and (version_or_none(python_version) is None
+                           or len(Version(python_version).release) < 2):
+        raise LockError(f"--python-version {python_version!r}: expected a Python version "
+                        "such as 3.11 or 3.11.4")
     if python_version:
         env["python_version"] = ".".join(python_version.split(".")[:2])
         env["python_full_version"] = python_version

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from mlwarden.report.model import Finding, Location, Severity, Verdict
@@ -86,11 +86,24 @@ class Decision:
                          if f.severity is not Severity.INFO) or "-"
 
 
-@dataclass
-class AdmissionTimes:
-    fetch: float = 0.0
-    inspect: float = 0.0
-    extra: dict[str, float] = field(default_factory=dict)
+@dataclass(frozen=True)
+class Suspension:
+    """An admitted file the current policy no longer serves (a tightened constraint, a new
+    advisory, a deny-list entry...). The row stays admitted, so the file comes back if the
+    policy changes back or a reviewer approves it; until then it is neither listed nor
+    downloadable."""
+
+    filename: str
+    project: str
+    state: State  # what the policy would decide today: HELD (review) or REFUSED
+    findings: tuple[Finding, ...]  # why
+    policy: str  # digest of the policy that withdrew it
+    since: float
+
+    @property
+    def reasons(self) -> str:
+        return "; ".join(f"{f.rule}: {f.message}" for f in self.findings
+                         if f.severity is not Severity.INFO) or "-"
 
 
 def findings_to_json(findings: tuple[Finding, ...]) -> str:

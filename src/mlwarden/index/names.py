@@ -64,10 +64,15 @@ def parse_filename(filename: str) -> DistName:
 
 
 def version_key(version: str) -> Version:
+    """For sorting: an invalid version sorts first."""
+    return version_or_none(version) or Version("0")
+
+
+def version_or_none(text: str) -> Version | None:
     try:
-        return Version(version)
+        return Version(text)
     except InvalidVersion:
-        return Version("0")
+        return None
 
 
 @dataclass(frozen=True)

@@ -17,15 +17,15 @@ import hashlib
 import re
 import sys
 import time
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from mlwarden.index import rules as R
-from mlwarden.index.model import Candidate, Decision, State
+from mlwarden.index.model import Candidate, Decision, IndexFile, Origin, State
 from mlwarden.index.names import NameError_, Namespace, canonical, version_key
 from mlwarden.report.model import Finding, Verdict
 
@@ -35,6 +35,11 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 ACTIONS = ("admit", "hold", "refuse")
+# Refusals that no review can turn into an admission: the bytes are not what the upstream
+# published, the project is known-malicious, or the name belongs to the internal namespace.
+FINAL_RULES = frozenset({R.HASH_MISMATCH.id, R.KNOWN_MALICIOUS.id, R.NO_UPSTREAM_HASH.id,
+                         R.DEPENDENCY_CONFUSION.id, R.BAD_DISTRIBUTION.id})
+Check = tuple[Finding, str]  # a finding and the action the policy takes on it
 _RANK = {"admit": 0, "hold": 1, "refuse": 2}
 DEFAULT_UPSTREAM = "https://pypi.org/simple/"
 POLICY_NAME = "index-policy.toml"
@@ -192,7 +197,8 @@ class Policy:
             inspection=_inspection(insp, UPSTREAM_INSPECTION, "[inspection]"),
             internal_inspection=_inspection(_table(internal, "inspection"),
                                             INTERNAL_INSPECTION, "[internal.inspection]"),
-            max_file_bytes=int(up.get("max-file-bytes", 4 << 30)),
+            max_file_bytes=_positive_int(up.get("max-file-bytes", 4 << 30),
+                                         "[upstream] max-file-bytes"),
             source=source, digest=digest)
 
     # ------------------------------------------------------------------ checks
@@ -202,82 +208,102 @@ class Policy:
 
     def check_project(self, project: str) -> Decision:
         """Name-level checks for a public project (no network, no bytes)."""
-        from mlwarden.deps import malicious, typosquat
-
-        findings: list[Finding] = []
-        actions: list[str] = []
-        bad = malicious.lookup(project)
-        if bad is not None and not bad.releases:
-            return Decision(State.REFUSED, (R.KNOWN_MALICIOUS.finding(
-                f"{project}: {bad.summary}"),), final=True)
-        if project in self.deny:
-            findings.append(R.NOT_ALLOWED.finding(f"{project} is on the policy's deny list"))
-            actions.append("refuse")
-        elif self.mode == "allowlist" and project not in self.allow:
-            findings.append(R.NOT_ALLOWED.finding(
-                f"{project} is not on the policy's allow list (allowlist mode)"))
-            actions.append("refuse")
-        if project not in self.allow:
-            squat = typosquat.check(project)
-            if squat is not None:
-                findings.append(R.TYPOSQUAT.finding(squat.describe()))
-                actions.append(self.typosquats)
-        return _decide(findings, actions)
+        return _decide(self._project_checks(project))
 
     def check_release(self, c: Candidate, now: float | None = None) -> Decision:
         """Release-level checks on what the upstream page says about one file."""
+        checks = self._release_checks(c, time.time() if now is None else now)
+        d = _decide(checks)
+        if d.state is State.HELD and c.upload_time is not None and \
+                all(f.rule == R.TOO_YOUNG.id for f, _ in checks):
+            return replace(d, hold_until=c.upload_time + self.minimum_age)
+        return d
+
+    def check_admitted(self, f: IndexFile, accepted: Collection[tuple[str, str]] = ()) -> Decision:
+        """What this policy says today about a file admitted earlier, under another policy
+        or advisory database: the name and release checks again, except the minimum age
+        and yanking, which never take back an admission. Findings in ``accepted`` (rule,
+        message), which a reviewer already decided on, do not count again; final ones
+        (known-malicious, an internal name) always do."""
+        if f.origin is Origin.INTERNAL:
+            return Decision(State.ADMITTED)
+        if self.is_internal(f.project):
+            return _decide([(R.DEPENDENCY_CONFUSION.finding(
+                f"{f.project} is in the internal namespace: the public files admitted "
+                "before are no longer served"), "refuse")])
+        c = Candidate(f.filename, f.project, f.version, f.kind, f.upstream_url or "",
+                      f.sha256, f.requires_python, None, f.upload_time, f.size)
+        checks = self._project_checks(f.project)
+        if not any(x.rule in FINAL_RULES for x, _ in checks):
+            checks += self._release_checks(c, time.time(), age=False)
+        return _decide([(x, a) for x, a in checks
+                        if x.rule in FINAL_RULES or (x.rule, x.message) not in accepted])
+
+    def _project_checks(self, project: str) -> list[Check]:
+        from mlwarden.deps import malicious, typosquat
+
+        bad = malicious.lookup(project)
+        if bad is not None and not bad.releases:
+            return [(R.KNOWN_MALICIOUS.finding(f"{project}: {bad.summary}"), "refuse")]
+        checks: list[Check] = []
+        if project in self.deny:
+            checks.append((R.NOT_ALLOWED.finding(f"{project} is on the policy's deny list"),
+                           "refuse"))
+        elif self.mode == "allowlist" and project not in self.allow:
+            checks.append((R.NOT_ALLOWED.finding(
+                f"{project} is not on the policy's allow list (allowlist mode)"), "refuse"))
+        if project not in self.allow:
+            squat = typosquat.check(project)
+            if squat is not None:
+                checks.append((R.TYPOSQUAT.finding(squat.describe()), self.typosquats))
+        return checks
+
+    def _release_checks(self, c: Candidate, now: float, age: bool = True) -> list[Check]:
         from mlwarden.deps import advisories, malicious
 
-        now = time.time() if now is None else now
-        findings: list[Finding] = []
-        actions: list[str] = []
         bad = malicious.lookup(c.project)
         if bad is not None and bad.matches(c.version):
-            return Decision(State.REFUSED, (R.KNOWN_MALICIOUS.finding(
-                f"{c.project} {c.version}: {bad.summary}"),), final=True)
+            return [(R.KNOWN_MALICIOUS.finding(f"{c.project} {c.version}: {bad.summary}"),
+                     "refuse")]
+        checks: list[Check] = []
         spec = self.versions.get(c.project)
         if spec is not None and not spec.contains(version_key(c.version), prereleases=True):
-            findings.append(R.VERSION_EXCLUDED.finding(
-                f"{c.project} {c.version} is outside the policy's constraint {spec}"))
-            actions.append("refuse")
+            checks.append((R.VERSION_EXCLUDED.finding(
+                f"{c.project} {c.version} is outside the policy's constraint {spec}"),
+                "refuse"))
         if c.yanked is not None and self.yanked == "refuse":
-            findings.append(R.YANKED.finding(
-                f"{c.filename} is yanked upstream" + (f": {c.yanked}" if c.yanked else "")))
-            actions.append("refuse")
+            checks.append((R.YANKED.finding(
+                f"{c.filename} is yanked upstream" + (f": {c.yanked}" if c.yanked else "")),
+                "refuse"))
         for a in advisories.bundled().matching(c.project, c.version):
             if a.condition is None:
                 fix = f"; fixed in {a.fixed}" if a.fixed else ""
-                findings.append(R.ADVISORY.finding(
-                    f"{c.project} {c.version} is affected by {a.label()}: {a.summary}{fix}"))
-                actions.append(self.advisories)
-        hold_until = None
-        if self.minimum_age > 0:
+                checks.append((R.ADVISORY.finding(
+                    f"{c.project} {c.version} is affected by {a.label()}: {a.summary}{fix}"),
+                    self.advisories))
+        if age and self.minimum_age > 0:
             if c.upload_time is None:
-                findings.append(R.UNKNOWN_AGE.finding(
-                    f"{c.filename}: the upstream gives no upload time"))
-                actions.append("hold")
+                checks.append((R.UNKNOWN_AGE.finding(
+                    f"{c.filename}: the upstream gives no upload time"), "hold"))
             elif now - c.upload_time < self.minimum_age:
-                hold_until = c.upload_time + self.minimum_age
                 days = self.minimum_age / 86400
-                findings.append(R.TOO_YOUNG.finding(
+                checks.append((R.TOO_YOUNG.finding(
                     f"{c.filename} was uploaded {_ago(now - c.upload_time)} ago; the policy "
-                    f"admits releases after {days:g} day(s)"))
-                actions.append("hold")
-        d = _decide(findings, actions)
-        if d.state is State.HELD and all(f.rule == R.TOO_YOUNG.id for f in findings):
-            return Decision(State.HELD, d.findings, hold_until=hold_until)
-        return d
+                    f"admits releases after {days:g} day(s)"), "hold"))
+        return checks
 
     def check_inspection(self, findings: Iterable[Finding], internal: bool) -> Decision:
         table = self.internal_inspection if internal else self.inspection
-        fs = tuple(findings)
-        return _decide(list(fs), [table.action(f) for f in fs], keep_all=True)
+        return _decide([(f, table.action(f)) for f in findings])
 
 
-def _decide(findings: list[Finding], actions: list[str], keep_all: bool = False) -> Decision:
-    worst = max(actions, key=_RANK.__getitem__, default="admit")
+def _decide(checks: Sequence[Check]) -> Decision:
+    """The worst action wins; a final finding makes the refusal final."""
+    worst = max((a for _, a in checks), key=_RANK.__getitem__, default="admit")
     state = {"admit": State.ADMITTED, "hold": State.HELD, "refuse": State.REFUSED}[worst]
-    return Decision(state, tuple(findings))
+    return Decision(state, tuple(f for f, _ in checks),
+                    final=state is State.REFUSED and any(f.rule in FINAL_RULES
+                                                         for f, _ in checks))
 
 
 def _ago(seconds: float) -> str:
@@ -299,6 +325,12 @@ def _strings(v: object, what: str) -> list[str]:
     if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
         raise PolicyError(f"{what}: expected a list of strings")
     return list(v)
+
+
+def _positive_int(v: object, what: str) -> int:
+    if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+        raise PolicyError(f"{what}: expected a positive number of bytes, got {v!r}")
+    return v
 
 
 def _choice(v: object, choices: tuple[str, ...], what: str) -> str:

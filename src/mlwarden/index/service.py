@@ -21,9 +21,9 @@ from pathlib import Path
 from mlwarden.airlock.hooks import checkpoint
 from mlwarden.index import rules as R
 from mlwarden.index.inspection import inspect_file
-from mlwarden.index.model import Candidate, Decision, IndexFile, Origin, State
+from mlwarden.index.model import Candidate, Decision, IndexFile, Origin, State, Suspension
 from mlwarden.index.names import NameError_, canonical, parse_filename, version_key
-from mlwarden.index.policy import Policy
+from mlwarden.index.policy import FINAL_RULES, Policy
 from mlwarden.index.storage import IndexStorage
 from mlwarden.index.upstream import (
     NotFound,
@@ -31,6 +31,7 @@ from mlwarden.index.upstream import (
     UpstreamError,
     candidates_from_json,
     candidates_to_json,
+    public_url,
 )
 from mlwarden.report.model import Finding
 from mlwarden.store import AuditEntry, Store
@@ -39,10 +40,6 @@ from mlwarden.store.hashing import copy_and_hash
 from mlwarden.store.store import Ingest
 from mlwarden.util.actor import default_actor
 
-# Refusals that no review can turn into an admission: the bytes are not what the upstream
-# published, the project is known-malicious, or the name belongs to the internal namespace.
-FINAL_RULES = frozenset({R.HASH_MISMATCH.id, R.KNOWN_MALICIOUS.id, R.NO_UPSTREAM_HASH.id,
-                         R.DEPENDENCY_CONFUSION.id, R.BAD_DISTRIBUTION.id})
 INDEX_ACTOR = "mlwarden-index"
 AUDIT_PREFIX = "pkg:"
 
@@ -134,15 +131,13 @@ class IndexService:
     def listing(self, project: str, *, refresh: bool = False) -> Listing:
         project = canonical(project)
         rows = self.storage.files(project)
-        served = tuple(f for f in rows if f.served)
+        served = tuple(self.served(project, rows))
         if self.policy.is_internal(project):
             # Never looked up upstream: whatever the public index holds under this name.
-            return Listing(project, tuple(f for f in served if f.origin is Origin.INTERNAL),
-                           (), internal=True)
+            return Listing(project, served, (), internal=True)
         name = self.policy.check_project(project)
         if name.state is not State.ADMITTED:
             return Listing(project, (), (), denied=name)
-        served = tuple(f for f in served if self._still_allowed(f))
         cands, error = self._upstream_candidates(project, refresh)
         if error is not None:
             return Listing(project, served, (), upstream_error=error)
@@ -172,16 +167,81 @@ class IndexService:
                        for f in served)
         return Listing(project, served, tuple(out))
 
-    def _still_allowed(self, f: IndexFile) -> bool:
-        """Policy changes (a new constraint, a malicious-list update) apply to admitted
-        files too; age and yanking do not take back an admission."""
-        if f.origin is Origin.INTERNAL:
-            return True
-        c = Candidate(f.filename, f.project, f.version, f.kind, f.upstream_url or "",
-                      f.sha256, f.requires_python, None, f.upload_time)
-        d = replace(self.policy, minimum_age=0.0).check_release(c)
-        return d.state is State.ADMITTED or (
-            d.state is State.HELD and any(x.rule == R.REVIEWED.id for x in f.findings))
+    # ------------------------------------------------------------------ policy changes
+
+    def standing(self, f: IndexFile) -> Decision:
+        """What the current policy says about an admitted file (ADMITTED: still served).
+        Findings a reviewer already decided on (approve) do not withdraw it again."""
+        reviewed = any(x.rule == R.REVIEWED.id for x in f.findings)
+        accepted = {(x.rule, x.message) for x in f.findings} if reviewed else set()
+        return self.policy.check_admitted(f, accepted)
+
+    def served(self, project: str, rows: Sequence[IndexFile] | None = None) -> list[IndexFile]:
+        """The admitted files of ``project`` the current policy still serves.
+
+        Policy changes (a tightened constraint, a new advisory, a deny-list entry, a name
+        now internal) apply to admitted files too: a file the policy withdraws is recorded
+        as suspended, with an audit entry (``pkg-suspend``), and given back
+        (``pkg-reinstate``) when the policy serves it again.
+        """
+        return self._judge(project, rows, record=True)[0]
+
+    def revalidate(self, *, record: bool = True) -> list[tuple[IndexFile, Suspension]]:
+        """Re-check every admitted file against the current policy and advisories; returns
+        the files it withdraws. ``serve`` does this at start (``record``: suspensions and
+        audit entries are written by the serving process); ``index pending`` only looks,
+        so that a command run with another policy file never rewrites the record."""
+        by_project: dict[str, list[IndexFile]] = {}
+        for f in self.storage.by_state(State.ADMITTED):
+            by_project.setdefault(f.project, []).append(f)
+        out: list[tuple[IndexFile, Suspension]] = []
+        for project, files in by_project.items():
+            out += self._judge(project, files, record=record)[1]
+        if record:  # rows of files refused or replaced since
+            admitted = {f.filename for files in by_project.values() for f in files}
+            for name in self.storage.suspensions():
+                if name not in admitted:
+                    self.storage.clear_suspension(name)
+        return out
+
+    def _judge(self, project: str, rows: Sequence[IndexFile] | None, *, record: bool
+               ) -> tuple[list[IndexFile], list[tuple[IndexFile, Suspension]]]:
+        rows = self.storage.files(project) if rows is None else rows
+        admitted = [f for f in rows if f.served]
+        if not admitted:
+            return [], []
+        known = self.storage.suspensions(project)
+        served: list[IndexFile] = []
+        withdrawn: list[tuple[IndexFile, Suspension]] = []
+        for f in admitted:
+            d = self.standing(f)
+            old = known.get(f.filename)
+            if d.state is State.ADMITTED:
+                served.append(f)
+                if record and old is not None:
+                    self._reinstate(f)
+                continue
+            s = Suspension(f.filename, f.project, d.state, d.findings, self.policy.digest,
+                           old.since if old is not None else time.time())
+            if record and (old is None or old.state is not s.state
+                           or _why(old.findings) != _why(s.findings)):
+                self._suspend(f, s)
+            withdrawn.append((f, s))
+        return served, withdrawn
+
+    def _suspend(self, f: IndexFile, s: Suspension) -> None:
+        if self.storage.suspend(s):
+            self.audit("pkg-suspend", f.project, version=f.version, filename=f.filename,
+                       sha256=f.sha256, status=403,
+                       detail=f"admitted file withdrawn by policy {s.policy} "
+                              f"({'hold' if s.state is State.HELD else 'refuse'}): "
+                              f"{s.reasons}"[:2000])
+
+    def _reinstate(self, f: IndexFile) -> None:
+        if self.storage.clear_suspension(f.filename):
+            self.audit("pkg-reinstate", f.project, version=f.version, filename=f.filename,
+                       sha256=f.sha256, status=200,
+                       detail=f"served again under policy {self.policy.digest}")
 
     def _upstream_candidates(self, project: str, refresh: bool) -> tuple[list[Candidate],
                                                                            str | None]:
@@ -199,7 +259,7 @@ class IndexService:
                 cands, status = [], 404
             except UpstreamError as exc:
                 self.audit("pkg-upstream-error", project, status=502, detail=str(exc))
-                return [], f"upstream unavailable: {exc}"
+                return [], f"upstream is unavailable ({exc})"
             self.storage.put_page(project, status, candidates_to_json(cands))
             return cands, None
 
@@ -272,6 +332,10 @@ class IndexService:
         for served in listing.files:
             if served.filename == filename:
                 return served
+        if f is not None and f.served:  # admitted once, withdrawn by the policy since
+            raise IndexError_(403, f"{filename} was admitted, but the index policy now "
+                                   f"withdraws it ({self.standing(f).reasons}); see "
+                                   "`mlwarden index pending`")
         if f is not None and f.state is not State.ADMITTED and not (
                 f.state is State.HELD and f.sha256 is None and f.hold_until is not None
                 and f.hold_until <= time.time()):
@@ -279,7 +343,7 @@ class IndexService:
         cand = next((c for c in listing.candidates if c.filename == filename), None)
         if cand is None:
             if listing.upstream_error:
-                raise IndexError_(503, f"{filename} is not admitted yet and the "
+                raise IndexError_(503, f"{filename} is not admitted yet, and the "
                                        f"{listing.upstream_error}")
             raise IndexError_(404, f"{filename} is not offered by this index")
         f = self.admit(cand)
@@ -303,9 +367,10 @@ class IndexService:
                         return self._decide(self._row(c, d.state, None, None, d.findings,
                                                       hold_until=d.hold_until), actor, note)
             if c.sha256 is None:
-                return self._decide(self._row(c, State.REFUSED, None, None, (
-                    R.NO_UPSTREAM_HASH.finding(f"{c.filename}: no sha256 on {c.url}"),)),
-                    actor, note)
+                missing = R.NO_UPSTREAM_HASH.finding(
+                    f"{c.filename}: no sha256 on {public_url(c.url)}")
+                return self._decide(self._row(c, State.REFUSED, None, None, (missing,)),
+                                    actor, note)
             with self.storage.quarantine() as q, self.storage.ingest() as ing:
                 dest = q / c.filename
                 started = time.monotonic()
@@ -438,17 +503,41 @@ class IndexService:
 
     def approve(self, spec: str, *, actor: str | None = None, note: str = "",
                 override: bool = False) -> list[IndexFile]:
+        """Admit held files (refused ones too with ``override``), or keep serving admitted
+        files the policy has withdrawn since (a hold; a refusal needs ``override``)."""
         who = actor or default_actor()
         states = [State.HELD, State.REFUSED] if override else [State.HELD]
         files = self.select(spec, states)
-        if not files:
+        withdrawn = [(f, d) for f in self.select(spec, [State.ADMITTED]) if f.served
+                     and (d := self.standing(f)).state is not State.ADMITTED]
+        if not files and not withdrawn:
             raise StoreError(f"nothing {'held or refused' if override else 'held'} matches "
                              f"{spec!r} (see `mlwarden index pending`)")
-        out: list[IndexFile] = []
+        # Check every file before deciding any: a spec is approved whole or not at all.
         for f in files:
             final = [x for x in f.findings if x.rule in FINAL_RULES]
             if final:
                 raise StoreError(f"{f.filename} cannot be approved: {final[0].message}")
+        for f, d in withdrawn:
+            if d.final:
+                why = next(x for x in d.findings if x.rule in FINAL_RULES)
+                raise StoreError(f"{f.filename} cannot be kept: {why.message}")
+            if d.state is State.REFUSED and not override:
+                raise StoreError(f"{f.filename} is withdrawn by the policy ({d.reasons}); "
+                                 "use --override to keep serving it anyway")
+        out: list[IndexFile] = []
+        for f, d in withdrawn:
+            done = replace(f, decided_at=time.time(), decided_by=who,
+                           findings=(*f.findings, *d.findings, _reviewed(who, note)))
+            self._log("exception" if d.state is State.REFUSED else "approval", done, who,
+                      note, "keep")
+            self.storage.record(done, replace=True)
+            self.storage.clear_suspension(f.filename)
+            self.audit("pkg-approve", f.project, actor=who, version=f.version,
+                       filename=f.filename, sha256=f.sha256,
+                       detail=f"kept despite: {d.reasons}" + (f"; {note}" if note else ""))
+            out.append(done)
+        for f in files:
             if f.sha256 is None:  # held before download (age, advisory): fetch it now
                 c = Candidate(f.filename, f.project, f.version, f.kind, f.upstream_url or "",
                               f.upstream_sha256, f.requires_python, f.yanked, f.upload_time,
@@ -459,6 +548,8 @@ class IndexService:
                     continue
                 done = replace(got, findings=(*f.findings, *got.findings, _reviewed(who, note)))
                 self.storage.record(done, replace=True)
+                self.audit("pkg-approve", f.project, actor=who, version=f.version,
+                           filename=f.filename, sha256=done.sha256, detail=note)
                 out.append(done)
                 continue
             done = replace(f, state=State.ADMITTED, decided_at=time.time(), decided_by=who,
@@ -480,7 +571,8 @@ class IndexService:
         for f in files:
             done = replace(f, state=State.REFUSED, decided_at=time.time(), decided_by=who,
                            hold_until=None, findings=(*f.findings, _reviewed(who, note)))
-            self.storage.record(done, replace=True)
+            self.storage.record(done, replace=True)  # withdrawn first: the log never holds it up
+            self.storage.clear_suspension(f.filename)
             self.audit("pkg-refuse", f.project, actor=who, version=f.version,
                        filename=f.filename, sha256=f.sha256, detail=note or "refused by review")
             self._log("revocation", done, who, note, "refuse")
@@ -503,6 +595,10 @@ class IndexService:
 
     def read_blob(self, sha256: str) -> bytes:
         return self.storage.read_blob(sha256)
+
+
+def _why(findings: Sequence[Finding]) -> list[tuple[str, str]]:
+    return [(x.rule, x.message) for x in findings]
 
 
 def _reviewed(actor: str, note: str) -> Finding:

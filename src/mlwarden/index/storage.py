@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from mlwarden.index.model import IndexFile, Origin, State, findings_from_json, findings_to_json
+from mlwarden.index.model import (
+    IndexFile,
+    Origin,
+    State,
+    Suspension,
+    findings_from_json,
+    findings_to_json,
+)
 from mlwarden.store import Store
 from mlwarden.store.errors import ConflictError, StoreError
 from mlwarden.store.store import Ingest
@@ -35,7 +42,11 @@ CREATE TABLE IF NOT EXISTS index_pages (
 CREATE TABLE IF NOT EXISTS index_file_facts (url TEXT PRIMARY KEY, at {real}, size {bigint});
 CREATE TABLE IF NOT EXISTS index_confusion (
   project TEXT PRIMARY KEY, upstream TEXT NOT NULL, first_seen {real} NOT NULL,
-  last_seen {real} NOT NULL)
+  last_seen {real} NOT NULL);
+CREATE TABLE IF NOT EXISTS index_suspended (
+  filename TEXT PRIMARY KEY, project TEXT NOT NULL, state TEXT NOT NULL,
+  findings TEXT NOT NULL, policy TEXT NOT NULL, since {real} NOT NULL);
+CREATE INDEX IF NOT EXISTS index_suspended_project ON index_suspended (project)
 """
 _TYPES = {"sqlite": {"real": "REAL", "bigint": "INTEGER"},
           "postgresql": {"real": "DOUBLE PRECISION", "bigint": "BIGINT"}}
@@ -101,10 +112,11 @@ class IndexStorage:
             f"SELECT {_COLS} FROM index_files ORDER BY project, filename")]
 
     def projects(self) -> list[str]:
-        """Projects with at least one served file."""
+        """Projects with at least one served file (admitted and not suspended)."""
         return [str(r[0]) for r in self.db.read(
             "SELECT DISTINCT project FROM index_files WHERE state = 'admitted' "
-            "ORDER BY project")]
+            "AND sha256 IS NOT NULL AND filename NOT IN (SELECT filename FROM "
+            "index_suspended) ORDER BY project")]
 
     def record(self, f: IndexFile, *, replace: bool = False) -> IndexFile:
         """Insert a decision, or replace the previous one when ``replace``.
@@ -132,6 +144,35 @@ class IndexStorage:
             tx.execute("UPDATE index_files SET yanked = ? WHERE filename = ?",
                        (reason, filename))
 
+    # ------------------------------------------------------------------ suspensions
+
+    def suspensions(self, project: str | None = None) -> dict[str, Suspension]:
+        sql = "SELECT filename, project, state, findings, policy, since FROM index_suspended"
+        rows = self.db.read(sql + " WHERE project = ?", (project,)) if project is not None \
+            else self.db.read(sql + " ORDER BY project, filename")
+        return {str(r[0]): Suspension(str(r[0]), str(r[1]), State(r[2]),
+                                      findings_from_json(r[3]), str(r[4]), float(r[5]))
+                for r in rows}
+
+    def suspend(self, s: Suspension) -> bool:
+        """Record (or update the reasons of) a suspension; True when something changed.
+        One statement, so concurrent servers noticing the same change record it once."""
+        text = findings_to_json(s.findings)
+        with self.db.transaction(lock=False) as tx:
+            return bool(tx.execute(
+                "INSERT INTO index_suspended (filename, project, state, findings, policy, "
+                "since) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (filename) DO UPDATE SET "
+                "state = excluded.state, findings = excluded.findings, "
+                "policy = excluded.policy WHERE index_suspended.findings <> excluded.findings "
+                "OR index_suspended.state <> excluded.state RETURNING filename",
+                (s.filename, s.project, s.state.value, text, s.policy, s.since)))
+
+    def clear_suspension(self, filename: str) -> bool:
+        """Drop a suspension; True when there was one."""
+        with self.db.transaction(lock=False) as tx:
+            return bool(tx.execute("DELETE FROM index_suspended WHERE filename = ? "
+                                   "RETURNING filename", (filename,)))
+
     # ------------------------------------------------------------------ blobs
 
     def ingest(self) -> Ingest:
@@ -153,9 +194,6 @@ class IndexStorage:
 
     def blob_size(self, sha256: str) -> int:
         return self.store.blobs.size(sha256)
-
-    def has_blob(self, sha256: str) -> bool:
-        return self.store.blobs.exists(sha256)
 
     def quarantine(self) -> AbstractContextManager[Path]:
         return self.store.staging()
@@ -199,29 +237,22 @@ class IndexStorage:
     # ------------------------------------------------------------------ confusion
 
     def record_confusion(self, projects: Sequence[str], upstream: str) -> list[str]:
-        """Remember upstream projects with internal names; returns the newly seen ones."""
+        """Remember upstream projects with internal names; returns the newly seen ones.
+        Each insert is one statement, so two sweeps at once report a name once."""
         now = time.time()
         new: list[str] = []
         with self.db.transaction(lock=False) as tx:
             for p in projects:
-                if tx.execute("SELECT 1 FROM index_confusion WHERE project = ?", (p,)):
+                if tx.execute("INSERT INTO index_confusion (project, upstream, first_seen, "
+                              "last_seen) VALUES (?, ?, ?, ?) ON CONFLICT (project) DO NOTHING "
+                              "RETURNING project", (p, upstream, now, now)):
+                    new.append(p)
+                else:
                     tx.execute("UPDATE index_confusion SET last_seen = ?, upstream = ? "
                                "WHERE project = ?", (now, upstream, p))
-                else:
-                    tx.execute("INSERT INTO index_confusion (project, upstream, first_seen, "
-                               "last_seen) VALUES (?, ?, ?, ?)", (p, upstream, now, now))
-                    new.append(p)
         return new
 
     def confusion(self) -> list[tuple[str, str, float, float]]:
         return [(str(r[0]), str(r[1]), float(r[2]), float(r[3])) for r in self.db.read(
             "SELECT project, upstream, first_seen, last_seen FROM index_confusion "
             "ORDER BY project")]
-
-    def iter_referenced_blobs(self) -> Iterator[str]:
-        """Blobs the index still needs (for a store garbage collector)."""
-        for r in self.db.read("SELECT sha256 FROM index_files WHERE sha256 IS NOT NULL "
-                              "UNION SELECT metadata_sha256 FROM index_files "
-                              "WHERE metadata_sha256 IS NOT NULL"):
-            yield str(r[0])
-

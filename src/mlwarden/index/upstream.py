@@ -8,11 +8,11 @@ from __future__ import annotations
 import email.utils
 import hashlib
 import json
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from mlwarden.index.model import Candidate
 from mlwarden.index.names import NameError_, canonical, parse_filename
@@ -59,17 +59,17 @@ class Upstream:
             with self.session.get(url, headers={"Accept": accept}, timeout=self.timeout,
                                   stream=True) as r:
                 if r.status_code == 404:
-                    raise NotFound(f"{url}: not found upstream")
+                    raise NotFound(_msg(url, "not found upstream"))
                 if r.status_code != 200:
-                    raise UpstreamError(f"{url}: HTTP {r.status_code}")
+                    raise UpstreamError(_msg(url, f"HTTP {r.status_code}"))
                 body = bytearray()
                 for chunk in r.iter_content(CHUNK):
                     body += chunk
                     if len(body) > limit:
-                        raise UpstreamError(f"{url}: answer larger than {limit} bytes")
+                        raise UpstreamError(_msg(url, f"answer larger than {limit} bytes"))
                 return bytes(body), r.headers.get("Content-Type", ""), r.url
         except req.RequestException as exc:
-            raise UpstreamError(f"{url}: {exc.__class__.__name__}: {exc}") from exc
+            raise UpstreamError(_msg(url, f"{exc.__class__.__name__}: {exc}")) from exc
 
     def project(self, project: str) -> list[Candidate]:
         """Files the upstream lists for ``project`` (canonical name)."""
@@ -83,7 +83,7 @@ class Upstream:
             else:
                 page = ProjectPage.from_html(project, body, base_url=final)
         except Exception as exc:  # pypi-simple raises several types for bad pages
-            raise UpstreamError(f"{url}: unreadable project page ({exc})") from exc
+            raise UpstreamError(_msg(url, f"unreadable project page ({exc})")) from exc
         out: list[Candidate] = []
         for pkg in page.packages:
             try:
@@ -113,7 +113,7 @@ class Upstream:
             else:
                 page = IndexPage.from_html(body)
         except Exception as exc:
-            raise UpstreamError(f"{self.url}: unreadable project list ({exc})") from exc
+            raise UpstreamError(_msg(self.url, f"unreadable project list ({exc})")) from exc
         for name in page.projects:
             try:
                 yield canonical(name)
@@ -125,9 +125,9 @@ class Upstream:
         try:
             r = self.session.head(url, timeout=self.timeout, allow_redirects=True)
         except self._requests.RequestException as exc:
-            raise UpstreamError(f"{url}: {exc.__class__.__name__}: {exc}") from exc
+            raise UpstreamError(_msg(url, f"{exc.__class__.__name__}: {exc}")) from exc
         if r.status_code != 200:
-            raise UpstreamError(f"{url}: HTTP {r.status_code}")
+            raise UpstreamError(_msg(url, f"HTTP {r.status_code}"))
         length = r.headers.get("Content-Length")
         return (_http_date(r.headers.get("Last-Modified")),
                 int(length) if length and length.isdigit() else None)
@@ -140,20 +140,38 @@ class Upstream:
             with self.session.get(url, timeout=self.timeout, stream=True) as r, \
                     open(dest, "wb") as out:
                 if r.status_code != 200:
-                    raise UpstreamError(f"{url}: HTTP {r.status_code}")
+                    raise UpstreamError(_msg(url, f"HTTP {r.status_code}"))
                 last = _http_date(r.headers.get("Last-Modified"))
                 for chunk in r.iter_content(CHUNK):
                     size += len(chunk)
                     if size > max_bytes:
-                        raise UpstreamError(f"{url}: larger than {max_bytes} bytes")
+                        raise UpstreamError(_msg(url, f"larger than {max_bytes} bytes"))
                     h.update(chunk)
                     out.write(chunk)
                 out.flush()
         except self._requests.RequestException as exc:
-            raise UpstreamError(f"{url}: {exc.__class__.__name__}: {exc}") from exc
+            raise UpstreamError(_msg(url, f"{exc.__class__.__name__}: {exc}")) from exc
         except OSError as exc:
-            raise UpstreamError(f"{url}: cannot write quarantine copy: {exc}") from exc
+            raise UpstreamError(_msg(url, f"cannot write quarantine copy: {exc}")) from exc
         return Download(h.hexdigest(), size, last)
+
+
+def public_url(url: str) -> str:
+    """``url`` without credentials (``user:token@``): for messages, logs, the audit and
+    clients. Private upstreams (Artifactory, devpi) are often configured that way."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
+def _msg(url: str, what: str) -> str:
+    """An error message about ``url`` that carries none of its credentials, even where
+    the transport's own message repeats the URL."""
+    netloc = urlsplit(url).netloc
+    if "@" in netloc:
+        what = what.replace(netloc.rsplit("@", 1)[0] + "@", "")
+    return f"{public_url(url)}: {what}"
 
 
 def _http_date(text: str | None) -> float | None:
@@ -171,7 +189,3 @@ def candidates_to_json(cands: list[Candidate]) -> list[dict[str, Any]]:
 
 def candidates_from_json(data: Any) -> list[Candidate]:
     return [Candidate(**d) for d in data]
-
-
-def now() -> float:
-    return time.time()
