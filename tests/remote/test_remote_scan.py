@@ -285,3 +285,79 @@ def test_hf_scan_needs_no_extras(tmp_path: Path, registry: Any) -> None:
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                           text=True, timeout=120)
     assert "EXTRAS [] 0" in proc.stderr, proc.stderr
+
+
+class NoBlobs:
+    """ASGI wrapper: a mirror whose repository info carries no file metadata."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.tree_requests = 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            if "/tree/" in scope["path"]:
+                self.tree_requests += 1
+            scope = {**scope, "query_string": scope.get("query_string", b"")
+                     .replace(b"blobs=true", b"blobs=false")}
+        await self.app(scope, receive, send)
+
+
+def test_paths_inside_a_repository_and_the_tree_fallback(tmp_path: Path,
+                                                         registry: Any) -> None:
+    store, start = registry
+    m = tmp_path / "m"
+    (m / "sub").mkdir(parents=True)
+    _big_safetensors(m / "sub" / "model.safetensors", 1)
+    (m / "sub" / "evil.pkl").write_bytes(b"cos\nsystem\n(S'true'\ntR.")
+    (m / "config.json").write_text("{}")
+    commit = publish(store, m, "acme/parts")
+    live = start()
+    one = open_remote("hf://acme/parts/sub/evil.pkl", live.url)
+    assert [f.path for f in one.files] == ["sub/evil.pkl"] and not one.whole_repository
+    folder = open_remote(f"hf://acme/parts@{commit}/sub", live.url)
+    assert [f.path for f in folder.files] == ["sub/evil.pkl", "sub/model.safetensors"]
+    done = scan_tree(folder, ScanOptions())
+    assert {r.path: r.verdict for r in done.results} == {
+        f"hf://acme/parts@{commit}/sub/evil.pkl": Verdict.MALICIOUS,
+        f"hf://acme/parts@{commit}/sub/model.safetensors": Verdict.CLEAN}
+    with pytest.raises(Exception, match="nope is not in acme/parts"):
+        open_remote("hf://acme/parts/nope", live.url)
+    # An endpoint whose info lacks file metadata is listed through the tree API instead,
+    # with the same result (LFS sha256 included).
+    wrapped: list[NoBlobs] = []
+    plain = start(lambda app: wrapped.append(NoBlobs(app)) or wrapped[-1])
+    listed = open_remote("hf://acme/parts", plain.url)
+    assert wrapped[0].tree_requests >= 1
+    direct = open_remote("hf://acme/parts", live.url)
+    assert listed.files == direct.files and listed.commit == direct.commit == commit
+    assert any(f.sha256_source == "lfs-metadata" for f in direct.files)
+
+
+def test_hf_token_is_sent_exactly_when_huggingface_hub_would(tmp_path: Path,
+                                                             registry: Any) -> None:
+    """HF_TOKEN and the stored token reach the endpoint, unless
+    HF_HUB_DISABLE_IMPLICIT_TOKEN says not to (a gated repository tells them apart)."""
+    store, start = registry
+    m = tmp_path / "m"
+    m.mkdir()
+    (m / "config.json").write_text("{}")
+    publish(store, m, "acme/gated")
+    store.set_gated("acme/gated", True)
+    _, token = store.create_token("reader", ["acme:read"])
+    live = start()
+    base = {k: v for k, v in isolated_env(tmp_path, HF_ENDPOINT=live.url).items()
+            if k != "HF_HUB_DISABLE_IMPLICIT_TOKEN"}
+
+    def scan(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "mlwarden", "scan", "hf://acme/gated",
+                               "--format", "json"], env=env, capture_output=True, text=True,
+                              timeout=120)
+
+    assert scan({**base, "HF_TOKEN": token}).returncode == 0
+    refused = scan({**base, "HF_TOKEN": token, "HF_HUB_DISABLE_IMPLICIT_TOKEN": "1"})
+    assert refused.returncode == 4 and "gated" in refused.stderr, refused.stderr
+    (tmp_path / "hf-home").mkdir(exist_ok=True)
+    (tmp_path / "hf-home" / "token").write_text(token)  # `hf auth login`'s stored token
+    assert scan(base).returncode == 0
+    assert scan({**base, "HF_HUB_DISABLE_IMPLICIT_TOKEN": "1"}).returncode == 4
