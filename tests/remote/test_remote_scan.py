@@ -361,3 +361,36 @@ def test_hf_token_is_sent_exactly_when_huggingface_hub_would(tmp_path: Path,
     (tmp_path / "hf-home" / "token").write_text(token)  # `hf auth login`'s stored token
     assert scan(base).returncode == 0
     assert scan({**base, "HF_HUB_DISABLE_IMPLICIT_TOKEN": "1"}).returncode == 4
+
+
+class Tamper:
+    """ASGI wrapper: the bytes served for ``config.json`` differ from the tree's oid."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not scope["path"].endswith("/config.json"):
+            await self.app(scope, receive, send)
+            return
+
+        async def flip(msg: Any) -> None:
+            if msg["type"] == "http.response.body" and msg.get("body"):
+                msg = {**msg, "body": b"[" + msg["body"][1:]}
+            await send(msg)
+
+        await self.app(scope, receive, flip)
+
+
+def test_small_file_whose_bytes_differ_from_the_tree_oid(tmp_path: Path,
+                                                         registry: Any) -> None:
+    store, start = registry
+    m = tmp_path / "m"
+    m.mkdir()
+    (m / "config.json").write_text('{"model_type": "bert"}')
+    publish(store, m, "acme/lying")
+    live = start(Tamper)
+    (r,) = scan_tree(open_remote("hf://acme/lying", live.url), ScanOptions()).results
+    assert r.verdict is Verdict.UNSCANNABLE
+    assert [f.rule for f in r.findings if f.rule == "remote-hash-mismatch"], r.findings
+    assert any("the tree's oid says" in f.message for f in r.findings)

@@ -94,6 +94,13 @@ class RemoteTree:
     def by_path(self) -> dict[str, RemoteFile]:
         return {f.path: f for f in self.files}
 
+    def whole(self, rel: str) -> bytes | None:
+        """The whole content of ``rel`` when the reads so far left all of it cached (small
+        files the scan read through); None otherwise. Costs no request."""
+        with self._lock:
+            b = self._blobs.get(rel)
+        return b.cache.whole() if b is not None else None
+
     def read_logs(self) -> dict[str, ReadLog]:
         """Relative path -> the ranges read so far, for every file opened."""
         with self._lock:
