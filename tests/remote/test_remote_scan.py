@@ -267,6 +267,76 @@ def test_s3_prefix_against_moto_matches_local(tmp_path: Path, s3: Any) -> None:
     assert doc["meta"]["remote"][0]["bytes_read"] <= doc["meta"]["remote"][0]["total_bytes"]
 
 
+@pytest.fixture
+def gcs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """gcp-storage-emulator on loopback (bucket ``models``), found by gcsfs through
+    STORAGE_EMULATOR_HOST as it would find any emulator."""
+    pytest.importorskip("gcsfs")
+    pytest.importorskip("gcp_storage_emulator")
+    from corpus.models import free_port
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "gcp_storage_emulator", "start", "--host",
+                             "127.0.0.1", "--port", str(port), "--default-bucket", "models",
+                             "--in-memory", "--quiet"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    import socket
+
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                pytest.skip("gcp-storage-emulator did not start")
+            time.sleep(0.1)
+    # The emulator speaks the JSON API only: no storage-control probe (and no credentials).
+    env = {"STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{port}",
+           "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false"}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    import fsspec
+
+    fsspec.AbstractFileSystem.clear_instance_cache()
+    yield env
+    proc.kill()
+    proc.wait(10)
+    fsspec.AbstractFileSystem.clear_instance_cache()
+
+
+def test_gs_prefix_against_an_emulator_matches_local(tmp_path: Path, gcs: Any) -> None:
+    import fsspec
+
+    corpus = build_corpus(tmp_path / "corpus")
+    shutil.rmtree(corpus / "benign")  # keep the upload small; the hf test covers them
+    big = corpus / "formats" / "zz_big.safetensors"
+    _big_safetensors(big, 8)
+    fs = fsspec.filesystem("gs")
+    for p in sorted(corpus.rglob("*")):
+        if p.is_file():
+            fs.put_file(str(p), f"models/acme/corpus/{p.relative_to(corpus).as_posix()}")
+    done = scan_tree(open_remote("gs://models/acme/corpus"), ScanOptions())
+    want = _by_rel(scan_local([str(corpus)], ScanOptions(workers=1)), str(corpus) + "/")
+    assert len(want) > 40
+    assert _by_rel(done.results, "gs://models/acme/corpus/") == want
+    assert done.bytes_read < done.tree.total_size / 4  # range reads, not downloads
+    # the CLI, in a fresh process, with the endpoint from the standard variable
+    proc = subprocess.run([sys.executable, "-m", "mlwarden", "scan",
+                           "gs://models/acme/corpus/formats/zz_big.safetensors",
+                           "gs://models/acme/corpus", "--format", "json"],
+                          env={**os.environ, **gcs}, capture_output=True, text=True,
+                          timeout=180)
+    assert proc.returncode == 1, proc.stderr
+    doc = json.loads(proc.stdout)
+    one, whole = doc["meta"]["remote"]
+    assert one["files"] == 1 and one["bytes_read"] < 1 << 20
+    assert whole["bytes_read"] < whole["total_bytes"]
+    assert {f["path"] for f in doc["files"]} >= {
+        "gs://models/acme/corpus/formats/zz_big.safetensors"}
+
+
 def test_hf_scan_needs_no_extras(tmp_path: Path, registry: Any) -> None:
     """hf:// runs on the base install: nothing of s3fs, gcsfs or Ray is imported."""
     store, start = registry
