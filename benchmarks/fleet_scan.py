@@ -44,6 +44,15 @@ def safetensors_bytes(n: int, fill: int) -> bytes:
     return len(header).to_bytes(8, "little") + header + bytes([fill % 256]) * n
 
 
+def proc_cpu(pid: int) -> float:
+    """CPU seconds (user + sys) a process and its waited-for children used (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
 def make_repos(root: Path, n: int, seed: int = 0) -> Path:
     import io
 
@@ -147,9 +156,13 @@ def main() -> None:
                        "--workers", str(w), "--format", "json", "--concurrency", "64"]
                 if args.ray:
                     cmd += ["--ray", "auto"]
-                t = time.perf_counter()
+                t, before, served = time.perf_counter(), os.times(), proc_cpu(server.pid)
                 proc = subprocess.run(cmd, env=run_env, capture_output=True, text=True)
                 wall = time.perf_counter() - t
+                after = os.times()
+                client = (after.children_user - before.children_user) + \
+                    (after.children_system - before.children_system)
+                served = proc_cpu(server.pid) - served
                 if proc.returncode != 0:
                     raise SystemExit(proc.stderr[-3000:])
                 s = json.loads(proc.stdout)
@@ -161,6 +174,9 @@ def main() -> None:
                       f"{s['bytes_read'] / MiB:.1f} MiB of {s['total_bytes'] / MiB:.0f} MiB "
                       f"({s['bytes_read'] / max(1, s['total_bytes']):.3%}), verdicts "
                       f"{s['verdicts']}")
+                n = max(1, s["repositories"])
+                print(f"   CPU per repository: scanner {1000 * client / n:.1f} ms "
+                      f"(coordinator and workers), registry {1000 * served / n:.1f} ms")
             if 1 in rates and 2 in rates:
                 print(f"speed-up 2 workers / 1 worker: {rates[2] / rates[1]:.2f}x "
                       "(shared machine: see docs/fleet.md)")
