@@ -10,8 +10,9 @@ as a fresh process: (a) `snapshot_download(repo, endpoint=URL)` into an empty ca
 `mlwarden pull repo --endpoint URL` into an empty store with a cold scan cache; (c) the
 same with a warm scan cache. Prints wall times and the pull/snapshot ratio (target <= 1.2x).
 Pull does more work: per-file HEAD checks, sha256 of every byte, scan, policy, promotion.
-``--baseline DIR`` adds the same two pulls with another checkout's ``src/`` in every round
-(e.g. ``git worktree add DIR 5e14a81``, the pull before the remote pre-scan). CPU seconds
+``--baseline DIR`` (repeatable) adds the same two pulls with another checkout's ``src/``
+in every round (e.g. ``git worktree add DIR 5e14a81``, the pull before the remote
+pre-scan). CPU seconds
 (user + sys) are printed too: on a shared machine they move far less with the load.
 """
 
@@ -77,8 +78,9 @@ def main() -> None:
     ap.add_argument("--mib", type=int, default=512)
     ap.add_argument("--files", type=int, default=4)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--baseline", type=Path, default=None,
-                    help="Another checkout: its pulls are timed in the same rounds.")
+    ap.add_argument("--baseline", type=Path, action="append", default=[],
+                    help="Another checkout (repeatable): its pulls are timed in the same "
+                         "rounds.")
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="mlwarden-bench-pull-"))
     server = None
@@ -109,8 +111,9 @@ def main() -> None:
                 "snapshot_download(sys.argv[1], endpoint=sys.argv[2], cache_dir=sys.argv[3], "
                 "token=False)")
         trees: list[tuple[str, Path | None]] = [("pull", None)]
-        if args.baseline is not None:
-            trees.append(("baseline pull", args.baseline.resolve() / "src"))
+        for i, other in enumerate(args.baseline, 1):
+            trees.append((f"baseline{i} pull", other.resolve() / "src"))
+            print(f"baseline{i}: {other}")
         times: dict[str, list[tuple[float, float]]] = {"snapshot_download": []}
         for r in range(args.rounds):
             d = root / f"round{r}"
