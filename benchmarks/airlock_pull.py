@@ -2,6 +2,7 @@
 from the same loopback registry.
 
     python benchmarks/airlock_pull.py [--mib 512] [--files 4] [--rounds 3]
+                                      [--baseline OTHER_CHECKOUT]
 
 Imports a repository of MIB MiB (FILES valid safetensors files plus a config) into an
 upstream store and serves it with `mlwarden serve` in its own process. Then alternates, each
@@ -9,6 +10,10 @@ as a fresh process: (a) `snapshot_download(repo, endpoint=URL)` into an empty ca
 `mlwarden pull repo --endpoint URL` into an empty store with a cold scan cache; (c) the
 same with a warm scan cache. Prints wall times and the pull/snapshot ratio (target <= 1.2x).
 Pull does more work: per-file HEAD checks, sha256 of every byte, scan, policy, promotion.
+``--baseline DIR`` (repeatable) adds the same two pulls with another checkout's ``src/``
+in every round (e.g. ``git worktree add DIR 5e14a81``, the pull before the remote
+pre-scan). CPU seconds
+(user + sys) are printed too: on a shared machine they move far less with the load.
 """
 
 from __future__ import annotations
@@ -55,13 +60,17 @@ def env_for(tmp: Path) -> dict[str, str]:
     return env
 
 
-def timed(cmd: list[str], env: dict[str, str]) -> float:
+def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the process)."""
+    before = os.times()
     t = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - t
+    after = os.times()
     if proc.returncode != 0:
         raise SystemExit(f"{cmd[:4]} failed:\n{proc.stderr[-3000:]}")
-    return elapsed
+    return elapsed, (after.children_user - before.children_user) + \
+        (after.children_system - before.children_system)
 
 
 def main() -> None:
@@ -69,6 +78,9 @@ def main() -> None:
     ap.add_argument("--mib", type=int, default=512)
     ap.add_argument("--files", type=int, default=4)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--baseline", type=Path, action="append", default=[],
+                    help="Another checkout (repeatable): its pulls are timed in the same "
+                         "rounds.")
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="mlwarden-bench-pull-"))
     server = None
@@ -98,30 +110,39 @@ def main() -> None:
         snap = ("import sys; from huggingface_hub import snapshot_download; "
                 "snapshot_download(sys.argv[1], endpoint=sys.argv[2], cache_dir=sys.argv[3], "
                 "token=False)")
-        times: dict[str, list[float]] = {"snapshot_download": [], "pull (cold cache)": [],
-                                         "pull (warm cache)": []}
+        trees: list[tuple[str, Path | None]] = [("pull", None)]
+        for i, other in enumerate(args.baseline, 1):
+            trees.append((f"baseline{i} pull", other.resolve() / "src"))
+            print(f"baseline{i}: {other}")
+        times: dict[str, list[tuple[float, float]]] = {"snapshot_download": []}
         for r in range(args.rounds):
             d = root / f"round{r}"
             d.mkdir()
             env = env_for(d)
             times["snapshot_download"].append(timed(
                 [sys.executable, "-c", snap, REPO, url, str(d / "hf-cache")], env))
-            for label, cache in (("pull (cold cache)", d / "scan-cold"),
-                                 ("pull (warm cache)", d / "scan-cold")):
-                store = d / f"store-{label.split()[1][1:]}"
-                times[label].append(timed(
-                    [sys.executable, "-m", "mlwarden", "pull", REPO, "--endpoint", url,
-                     "--store", str(store), "--manifest", str(d / f"{store.name}.yaml"),
-                     "--scan-cache", str(cache), "--format", "json"], env))
+            for name, src in trees:
+                run_env = env if src is None else {**env, "PYTHONPATH": str(src)}
+                cache = d / f"scan-{name.replace(' ', '-')}"
+                for temp in ("cold", "warm"):
+                    label = f"{name} ({temp} cache)"
+                    store = d / f"store-{name.replace(' ', '-')}-{temp}"
+                    times.setdefault(label, []).append(timed(
+                        [sys.executable, "-m", "mlwarden", "pull", REPO, "--endpoint", url,
+                         "--store", str(store), "--manifest", str(d / f"{store.name}.yaml"),
+                         "--scan-cache", str(cache), "--format", "json"], run_env))
             shutil.rmtree(d, ignore_errors=True)
-        best = {k: min(v) for k, v in times.items()}
+        best = {k: min(w for w, _ in v) for k, v in times.items()}
+        cpu = {k: min(c for _, c in v) for k, v in times.items()}
         size = args.mib
         for k, v in best.items():
-            print(f"{k:18} best {v:.2f}s  {size / v:.0f} MiB/s  "
-                  f"(all: {', '.join(f'{x:.2f}' for x in times[k])})")
+            print(f"{k:28} best {v:.2f}s  {size / v:.0f} MiB/s  CPU {cpu[k]:.2f}s  "
+                  f"(all: {', '.join(f'{w:.2f}' for w, _ in times[k])})")
         base = best["snapshot_download"]
-        print(f"ratio pull/snapshot_download time: cold {best['pull (cold cache)'] / base:.2f}x, "
-              f"warm {best['pull (warm cache)'] / base:.2f}x (target <= 1.2)")
+        for name, _ in trees:
+            print(f"ratio {name}/snapshot_download time: cold "
+                  f"{best[f'{name} (cold cache)'] / base:.2f}x, warm "
+                  f"{best[f'{name} (warm cache)'] / base:.2f}x (target <= 1.2)")
     finally:
         if server is not None:
             server.terminate()

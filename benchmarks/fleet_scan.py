@@ -1,6 +1,7 @@
 """`mlwarden fleet scan` over generated repositories on a loopback registry.
 
     python benchmarks/fleet_scan.py [--repos 1000] [--workers 1,2] [--ray]
+                                    [--baseline OTHER_CHECKOUT]
 
 Generates REPOS repositories of mixed formats (safetensors, torch zip, pickle, GGUF-like
 binary, ONNX-free configs and Python code); 20% of the weight files are byte-identical
@@ -8,6 +9,8 @@ copies across repositories (forks, re-uploads). Serves them with `mlwarden serve
 own process and runs a fleet scan per worker count, each with a fresh verdict cache and a
 fresh results directory, in a fresh process. Prints repositories per second, the cache hit
 rate, bytes read against the repositories' total size, and the speed-up of 2 workers over 1.
+``--baseline DIR`` runs the same scans with another checkout's ``src/`` (e.g. an older
+commit: ``git worktree add DIR COMMIT``) on the same repositories, after this tree's.
 """
 
 from __future__ import annotations
@@ -39,6 +42,15 @@ def safetensors_bytes(n: int, fill: int) -> bytes:
     header = json.dumps({"w": {"dtype": "U8", "shape": [n], "data_offsets": [0, n]}}).encode()
     header += b" " * (-len(header) % 8)
     return len(header).to_bytes(8, "little") + header + bytes([fill % 256]) * n
+
+
+def proc_cpu(pid: int) -> float:
+    """CPU seconds (user + sys) a process and its waited-for children used (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 def make_repos(root: Path, n: int, seed: int = 0) -> Path:
@@ -96,6 +108,8 @@ def main() -> None:
     ap.add_argument("--repos", type=int, default=1000)
     ap.add_argument("--workers", default="1,2")
     ap.add_argument("--ray", action="store_true", help="Use --ray auto instead of processes.")
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="Another checkout: the same runs with its src/ (before/after).")
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="mlwarden-bench-fleet-"))
     server = None
@@ -124,31 +138,48 @@ def main() -> None:
         env.update({"HF_ENDPOINT": url, "HF_HOME": str(root / "hf"),
                     "HF_HUB_DISABLE_IMPLICIT_TOKEN": "1", "RAY_DISABLE_USAGE_STATS": "1",
                     "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"})
-        rates = {}
-        for w in [int(x) for x in args.workers.split(",")]:
-            out = root / f"out-{w}"
-            cmd = [sys.executable, "-m", "mlwarden", "fleet", "scan", "--repos",
-                   str(root / "repos.txt"), "--out", str(out), "--cache",
-                   str(root / f"cache-{w}.db"), "--workers", str(w), "--format", "json",
-                   "--concurrency", "64"]
-            if args.ray:
-                cmd += ["--ray", "auto"]
-            t = time.perf_counter()
-            proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-            wall = time.perf_counter() - t
-            if proc.returncode != 0:
-                raise SystemExit(proc.stderr[-3000:])
-            s = json.loads(proc.stdout)
-            rates[w] = s["repositories"] / wall
-            print(f"{w} worker(s): {s['repositories']} repos in {wall:.1f}s wall "
-                  f"({rates[w]:.1f} repos/s; {s['repos_per_second']:.1f}/s inside the run), "
-                  f"cache hit rate {s['cache_hit_rate']:.1%} of {s['files']} files, read "
-                  f"{s['bytes_read'] / MiB:.1f} MiB of {s['total_bytes'] / MiB:.0f} MiB "
-                  f"({s['bytes_read'] / max(1, s['total_bytes']):.3%}), verdicts "
-                  f"{s['verdicts']}")
-        if 1 in rates and 2 in rates:
-            print(f"speed-up 2 workers / 1 worker: {rates[2] / rates[1]:.2f}x "
-                  "(shared machine: see docs/fleet.md)")
+        trees: list[tuple[str, Path | None]] = [("this tree", None)]
+        if args.baseline is not None:
+            trees.append((f"baseline {args.baseline}", args.baseline.resolve() / "src"))
+        for label, src in trees:
+            run_env = dict(env)
+            if src is not None:
+                run_env["PYTHONPATH"] = os.pathsep.join(
+                    [str(src), *filter(None, [env.get("PYTHONPATH")])])
+            print(f"-- {label}")
+            rates = {}
+            for w in [int(x) for x in args.workers.split(",")]:
+                out = root / f"out-{len(rates)}-{w}-{src is None}"
+                cache = root / f"cache-{w}-{src is None}.db"
+                cmd = [sys.executable, "-m", "mlwarden", "fleet", "scan", "--repos",
+                       str(root / "repos.txt"), "--out", str(out), "--cache", str(cache),
+                       "--workers", str(w), "--format", "json", "--concurrency", "64"]
+                if args.ray:
+                    cmd += ["--ray", "auto"]
+                t, before, served = time.perf_counter(), os.times(), proc_cpu(server.pid)
+                proc = subprocess.run(cmd, env=run_env, capture_output=True, text=True)
+                wall = time.perf_counter() - t
+                after = os.times()
+                client = (after.children_user - before.children_user) + \
+                    (after.children_system - before.children_system)
+                served = proc_cpu(server.pid) - served
+                if proc.returncode != 0:
+                    raise SystemExit(proc.stderr[-3000:])
+                s = json.loads(proc.stdout)
+                rates[w] = s["repositories"] / wall
+                print(f"{w} worker(s): {s['repositories']} repos in {wall:.1f}s wall "
+                      f"({rates[w]:.1f} repos/s; {s['repos_per_second']:.1f}/s inside the "
+                      f"run, {1000 * s['seconds'] / max(1, s['repositories']):.1f} ms/repo), "
+                      f"cache hit rate {s['cache_hit_rate']:.1%} of {s['files']} files, read "
+                      f"{s['bytes_read'] / MiB:.1f} MiB of {s['total_bytes'] / MiB:.0f} MiB "
+                      f"({s['bytes_read'] / max(1, s['total_bytes']):.3%}), verdicts "
+                      f"{s['verdicts']}")
+                n = max(1, s["repositories"])
+                print(f"   CPU per repository: scanner {1000 * client / n:.1f} ms "
+                      f"(coordinator and workers), registry {1000 * served / n:.1f} ms")
+            if 1 in rates and 2 in rates:
+                print(f"speed-up 2 workers / 1 worker: {rates[2] / rates[1]:.2f}x "
+                      "(shared machine: see docs/fleet.md)")
     finally:
         if server is not None:
             server.terminate()

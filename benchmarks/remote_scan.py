@@ -2,14 +2,16 @@
 the same files in the same run.
 
     python benchmarks/remote_scan.py [--shards 8] [--mib 512] [--format safetensors|torch]
-                                     [--rounds 3]
+                                     [--rounds 3] [--baseline OTHER_CHECKOUT]
 
 Writes SHARDS shards of MIB MiB each (plus the index and a config), imports them into a
 store, serves it with `mlwarden serve` in its own process, then alternates: `mlwarden scan
 DIR` and `mlwarden scan hf://bench/sharded` (HF_ENDPOINT pointing at the registry), each a
 fresh process, and the same two scans in-process. Prints the bytes the remote scan read as
 a fraction of the repository's size (target < 0.1%) and the remote/local wall-time ratio
-(target <= 2x on loopback).
+(target <= 2x on loopback). CPU seconds (user + sys) are printed beside wall times: on a
+shared machine they move far less with the load. ``--baseline DIR`` also times the remote
+scan with another checkout's ``src/`` (e.g. ``git worktree add DIR main``), interleaved.
 """
 
 from __future__ import annotations
@@ -77,13 +79,18 @@ def env_for(tmp: Path, url: str) -> dict[str, str]:
     return env
 
 
-def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, dict[str, object]]:
+def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, dict[str, object]]:
+    """(wall seconds, CPU seconds of the process, its JSON output)."""
+    before = os.times()
     t = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - t
+    after = os.times()
+    cpu = (after.children_user - before.children_user) + \
+        (after.children_system - before.children_system)
     if proc.returncode not in (0, 3):
         raise SystemExit(f"{cmd[:5]} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    return elapsed, json.loads(proc.stdout)
+    return elapsed, cpu, json.loads(proc.stdout)
 
 
 IN_PROCESS = """
@@ -107,6 +114,8 @@ def main() -> None:
     ap.add_argument("--mib", type=int, default=512)
     ap.add_argument("--format", choices=["safetensors", "torch"], default="safetensors")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="Another checkout: its remote scan is timed too (before/after).")
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="mlwarden-bench-remote-"))
     server = None
@@ -136,13 +145,17 @@ def main() -> None:
                 time.sleep(0.1)
         env = env_for(root, url)
         total = sum(p.stat().st_size for p in ckpt.iterdir())
-        cli = {"local": [], "remote": []}
+        runs = [("local", str(ckpt), env), ("remote", f"hf://{REPO}", env)]
+        if args.baseline is not None:
+            base_env = {**env, "PYTHONPATH": str(args.baseline.resolve() / "src")}
+            runs.append(("baseline remote", f"hf://{REPO}", base_env))
+        cli: dict[str, list[tuple[float, float]]] = {label: [] for label, _, _ in runs}
         meta: dict[str, object] = {}
         for _ in range(args.rounds):
-            for label, target in (("local", str(ckpt)), ("remote", f"hf://{REPO}")):
-                t, doc = timed([sys.executable, "-m", "mlwarden", "scan", target,
-                                "--format", "json"], env)
-                cli[label].append(t)
+            for label, target, run_env in runs:
+                t, cpu, doc = timed([sys.executable, "-m", "mlwarden", "scan", target,
+                                     "--format", "json"], run_env)
+                cli[label].append((t, cpu))
                 if label == "remote":
                     meta = doc["meta"]["remote"][0]
         inproc = {}
@@ -157,12 +170,21 @@ def main() -> None:
               f"{total / MiB:.0f} MiB in all")
         print(f"remote scan read {read} bytes in {meta['requests']} requests = "
               f"{read / total:.5%} of the repository (target < 0.1%)")
-        for k in ("local", "remote"):
-            print(f"CLI {k:6} scan: best {min(cli[k]):.3f}s "
-                  f"(all: {', '.join(f'{x:.3f}' for x in cli[k])})")
+        for k, v in cli.items():
+            print(f"CLI {k:15} scan: best {min(w for w, _ in v):.3f}s wall, "
+                  f"{min(c for _, c in v):.3f}s CPU "
+                  f"(all wall: {', '.join(f'{w:.3f}' for w, _ in v)})")
         print(f"in-process: local {inproc['local']:.4f}s, remote {inproc['remote']:.4f}s")
-        print(f"ratio remote/local wall time: CLI {min(cli['remote']) / min(cli['local']):.2f}x,"
-              f" in-process {inproc['remote'] / inproc['local']:.2f}x (target <= 2x)")
+
+        def ratio(k: str, i: int) -> float:
+            return min(x[i] for x in cli[k]) / min(x[i] for x in cli["local"])
+
+        print(f"ratio remote/local: CLI wall {ratio('remote', 0):.2f}x, CLI CPU "
+              f"{ratio('remote', 1):.2f}x, in-process {inproc['remote'] / inproc['local']:.2f}x"
+              " (target <= 2x)")
+        if args.baseline is not None:
+            print(f"baseline remote/local: CLI wall {ratio('baseline remote', 0):.2f}x, "
+                  f"CLI CPU {ratio('baseline remote', 1):.2f}x")
     finally:
         if server is not None:
             server.terminate()

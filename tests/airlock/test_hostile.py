@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -49,11 +50,15 @@ def test_lie_is_rejected(lie: str, tiny_model: Path, paths: Paths,
 def test_tampered_bytes_never_pass(tiny_model: Path, paths: Paths,
                                    hostile: Callable[[HostileHub], Live]) -> None:
     """Small files are read whole by the remote pre-scan, so the mismatch with the LFS sha256
-    blocks the pull before any download (big files are caught by the download's hash)."""
-    live = hostile(HostileHub(REPO, model_files(tiny_model), {"tamper"}))
+    rejects the pull before any download, with the precise reason: both digests (big files
+    are caught by the download's hash, with the same rule)."""
+    files = model_files(tiny_model)
+    live = hostile(HostileHub(REPO, files, {"tamper"}))
     code, _, err = pull(paths, REPO, "--endpoint", live.url)
     assert code == 1, err
-    assert "policy-scan-unscannable [model.safetensors]" in err, err
+    published = hashlib.sha256(files["model.safetensors"]).hexdigest()
+    assert "rejected: airlock-hash-mismatch [model.safetensors]" in err, err
+    assert f"the LFS metadata says {published}" in err and "Nothing was promoted" in err
     assert store_state(paths.store) == {}
     assert not list((paths.store / "tmp").glob("quarantine-*"))
 

@@ -267,6 +267,76 @@ def test_s3_prefix_against_moto_matches_local(tmp_path: Path, s3: Any) -> None:
     assert doc["meta"]["remote"][0]["bytes_read"] <= doc["meta"]["remote"][0]["total_bytes"]
 
 
+@pytest.fixture
+def gcs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """gcp-storage-emulator on loopback (bucket ``models``), found by gcsfs through
+    STORAGE_EMULATOR_HOST as it would find any emulator."""
+    pytest.importorskip("gcsfs")
+    pytest.importorskip("gcp_storage_emulator")
+    from corpus.models import free_port
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "gcp_storage_emulator", "start", "--host",
+                             "127.0.0.1", "--port", str(port), "--default-bucket", "models",
+                             "--in-memory", "--quiet"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    import socket
+
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                pytest.skip("gcp-storage-emulator did not start")
+            time.sleep(0.1)
+    # The emulator speaks the JSON API only: no storage-control probe (and no credentials).
+    env = {"STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{port}",
+           "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false"}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    import fsspec
+
+    fsspec.AbstractFileSystem.clear_instance_cache()
+    yield env
+    proc.kill()
+    proc.wait(10)
+    fsspec.AbstractFileSystem.clear_instance_cache()
+
+
+def test_gs_prefix_against_an_emulator_matches_local(tmp_path: Path, gcs: Any) -> None:
+    import fsspec
+
+    corpus = build_corpus(tmp_path / "corpus")
+    shutil.rmtree(corpus / "benign")  # keep the upload small; the hf test covers them
+    big = corpus / "formats" / "zz_big.safetensors"
+    _big_safetensors(big, 8)
+    fs = fsspec.filesystem("gs")
+    for p in sorted(corpus.rglob("*")):
+        if p.is_file():
+            fs.put_file(str(p), f"models/acme/corpus/{p.relative_to(corpus).as_posix()}")
+    done = scan_tree(open_remote("gs://models/acme/corpus"), ScanOptions())
+    want = _by_rel(scan_local([str(corpus)], ScanOptions(workers=1)), str(corpus) + "/")
+    assert len(want) > 40
+    assert _by_rel(done.results, "gs://models/acme/corpus/") == want
+    assert done.bytes_read < done.tree.total_size / 4  # range reads, not downloads
+    # the CLI, in a fresh process, with the endpoint from the standard variable
+    proc = subprocess.run([sys.executable, "-m", "mlwarden", "scan",
+                           "gs://models/acme/corpus/formats/zz_big.safetensors",
+                           "gs://models/acme/corpus", "--format", "json"],
+                          env={**os.environ, **gcs}, capture_output=True, text=True,
+                          timeout=180)
+    assert proc.returncode == 1, proc.stderr
+    doc = json.loads(proc.stdout)
+    one, whole = doc["meta"]["remote"]
+    assert one["files"] == 1 and one["bytes_read"] < 1 << 20
+    assert whole["bytes_read"] < whole["total_bytes"]
+    assert {f["path"] for f in doc["files"]} >= {
+        "gs://models/acme/corpus/formats/zz_big.safetensors"}
+
+
 def test_hf_scan_needs_no_extras(tmp_path: Path, registry: Any) -> None:
     """hf:// runs on the base install: nothing of s3fs, gcsfs or Ray is imported."""
     store, start = registry
@@ -285,3 +355,112 @@ def test_hf_scan_needs_no_extras(tmp_path: Path, registry: Any) -> None:
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                           text=True, timeout=120)
     assert "EXTRAS [] 0" in proc.stderr, proc.stderr
+
+
+class NoBlobs:
+    """ASGI wrapper: a mirror whose repository info carries no file metadata."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.tree_requests = 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            if "/tree/" in scope["path"]:
+                self.tree_requests += 1
+            scope = {**scope, "query_string": scope.get("query_string", b"")
+                     .replace(b"blobs=true", b"blobs=false")}
+        await self.app(scope, receive, send)
+
+
+def test_paths_inside_a_repository_and_the_tree_fallback(tmp_path: Path,
+                                                         registry: Any) -> None:
+    store, start = registry
+    m = tmp_path / "m"
+    (m / "sub").mkdir(parents=True)
+    _big_safetensors(m / "sub" / "model.safetensors", 1)
+    (m / "sub" / "evil.pkl").write_bytes(b"cos\nsystem\n(S'true'\ntR.")
+    (m / "config.json").write_text("{}")
+    commit = publish(store, m, "acme/parts")
+    live = start()
+    one = open_remote("hf://acme/parts/sub/evil.pkl", live.url)
+    assert [f.path for f in one.files] == ["sub/evil.pkl"] and not one.whole_repository
+    folder = open_remote(f"hf://acme/parts@{commit}/sub", live.url)
+    assert [f.path for f in folder.files] == ["sub/evil.pkl", "sub/model.safetensors"]
+    done = scan_tree(folder, ScanOptions())
+    assert {r.path: r.verdict for r in done.results} == {
+        f"hf://acme/parts@{commit}/sub/evil.pkl": Verdict.MALICIOUS,
+        f"hf://acme/parts@{commit}/sub/model.safetensors": Verdict.CLEAN}
+    with pytest.raises(Exception, match="nope is not in acme/parts"):
+        open_remote("hf://acme/parts/nope", live.url)
+    # An endpoint whose info lacks file metadata is listed through the tree API instead,
+    # with the same result (LFS sha256 included).
+    wrapped: list[NoBlobs] = []
+    plain = start(lambda app: wrapped.append(NoBlobs(app)) or wrapped[-1])
+    listed = open_remote("hf://acme/parts", plain.url)
+    assert wrapped[0].tree_requests >= 1
+    direct = open_remote("hf://acme/parts", live.url)
+    assert listed.files == direct.files and listed.commit == direct.commit == commit
+    assert any(f.sha256_source == "lfs-metadata" for f in direct.files)
+
+
+def test_hf_token_is_sent_exactly_when_huggingface_hub_would(tmp_path: Path,
+                                                             registry: Any) -> None:
+    """HF_TOKEN and the stored token reach the endpoint, unless
+    HF_HUB_DISABLE_IMPLICIT_TOKEN says not to (a gated repository tells them apart)."""
+    store, start = registry
+    m = tmp_path / "m"
+    m.mkdir()
+    (m / "config.json").write_text("{}")
+    publish(store, m, "acme/gated")
+    store.set_gated("acme/gated", True)
+    _, token = store.create_token("reader", ["acme:read"])
+    live = start()
+    base = {k: v for k, v in isolated_env(tmp_path, HF_ENDPOINT=live.url).items()
+            if k != "HF_HUB_DISABLE_IMPLICIT_TOKEN"}
+
+    def scan(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "mlwarden", "scan", "hf://acme/gated",
+                               "--format", "json"], env=env, capture_output=True, text=True,
+                              timeout=120)
+
+    assert scan({**base, "HF_TOKEN": token}).returncode == 0
+    refused = scan({**base, "HF_TOKEN": token, "HF_HUB_DISABLE_IMPLICIT_TOKEN": "1"})
+    assert refused.returncode == 4 and "gated" in refused.stderr, refused.stderr
+    (tmp_path / "hf-home").mkdir(exist_ok=True)
+    (tmp_path / "hf-home" / "token").write_text(token)  # `hf auth login`'s stored token
+    assert scan(base).returncode == 0
+    assert scan({**base, "HF_HUB_DISABLE_IMPLICIT_TOKEN": "1"}).returncode == 4
+
+
+class Tamper:
+    """ASGI wrapper: the bytes served for ``config.json`` differ from the tree's oid."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not scope["path"].endswith("/config.json"):
+            await self.app(scope, receive, send)
+            return
+
+        async def flip(msg: Any) -> None:
+            if msg["type"] == "http.response.body" and msg.get("body"):
+                msg = {**msg, "body": b"[" + msg["body"][1:]}
+            await send(msg)
+
+        await self.app(scope, receive, flip)
+
+
+def test_small_file_whose_bytes_differ_from_the_tree_oid(tmp_path: Path,
+                                                         registry: Any) -> None:
+    store, start = registry
+    m = tmp_path / "m"
+    m.mkdir()
+    (m / "config.json").write_text('{"model_type": "bert"}')
+    publish(store, m, "acme/lying")
+    live = start(Tamper)
+    (r,) = scan_tree(open_remote("hf://acme/lying", live.url), ScanOptions()).results
+    assert r.verdict is Verdict.UNSCANNABLE
+    assert [f.rule for f in r.findings if f.rule == "remote-hash-mismatch"], r.findings
+    assert any("the tree's oid says" in f.message for f in r.findings)

@@ -133,7 +133,10 @@ def _same_origin(a: str, b: str) -> bool:
 
 
 def fetch(up: Upstream, repo_id: str, commit: str, rf: RemoteFile, dest: Path,
-          stop: threading.Event, bar_class: type | None = None) -> Downloaded:
+          stop: threading.Event, bar_class: type | None = None,
+          have: bytes | None = None) -> Downloaded:
+    """``have``: the file's bytes, already read (the remote pre-scan read it whole); the
+    HEAD checks still run, and those bytes are verified and written instead of a GET."""
     from huggingface_hub import get_hf_file_metadata, hf_hub_url
     from huggingface_hub.file_download import http_get
     from huggingface_hub.utils._headers import build_hf_headers
@@ -162,8 +165,12 @@ def fetch(up: Upstream, repo_id: str, commit: str, rf: RemoteFile, dest: Path,
         with open(dest, "xb") as fh:
             w = _HashingWriter(fh, None if rf.lfs else rf.size, stop)
             try:
-                http_get(target, w, headers=headers, expected_size=rf.size,  # type: ignore[arg-type]
-                         displayed_filename=rf.path, tqdm_class=bar_class)
+                if have is not None:
+                    w.write(have)
+                else:
+                    http_get(target, w, headers=headers,  # type: ignore[arg-type]
+                             expected_size=rf.size, displayed_filename=rf.path,
+                             tqdm_class=bar_class)
             except OSError as exc:
                 if exc.errno is not None:
                     raise DiskError(exc.errno, f"{rf.path}: {exc.strerror}") from None

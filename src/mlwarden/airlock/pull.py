@@ -25,6 +25,7 @@ and the manifest as they were, or fully updated:
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import threading
@@ -128,13 +129,21 @@ def _remote_code(read: Callable[[str, int], bytes | None],
 
 def _download_all(up: Upstream, resolved: Resolved, files: list[RemoteFile], dest: Path,
                   workers: int, bar_class: type | None,
-                  on_done: Callable[[Downloaded], None] | None) -> list[Downloaded]:
+                  on_done: Callable[[Downloaded], None] | None,
+                  fetched: dict[str, bytes] | None = None) -> list[Downloaded]:
+    """Every file into ``dest``, checked against its HEAD and verified. A file the
+    pre-scan already read whole (``fetched``) is written from those bytes, not fetched
+    again."""
     stop = threading.Event()
     results: list[Downloaded] = []
+    fetched = fetched or {}
+
+    def one(rf: RemoteFile) -> Downloaded:
+        return fetch(up, resolved.repo_id, resolved.commit, rf, dest / rf.path, stop,
+                     bar_class, fetched.get(rf.path))
+
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="pull") as pool:
-        futures: list[Future[Downloaded]] = [
-            pool.submit(fetch, up, resolved.repo_id, resolved.commit, rf, dest / rf.path, stop,
-                        bar_class) for rf in files]
+        futures: list[Future[Downloaded]] = [pool.submit(one, rf) for rf in files]
         done, pending = wait(futures, return_when=FIRST_EXCEPTION)
         failed = [f for f in done if f.exception() is not None
                   and not isinstance(f.exception(), Cancelled)]
@@ -152,6 +161,38 @@ def _download_all(up: Upstream, resolved: Resolved, files: list[RemoteFile], des
             if on_done is not None:
                 on_done(d)
     return results
+
+
+def _check_bytes(rf: RemoteFile, data: bytes) -> str:
+    """sha256 of ``data`` once it is shown to be the file the listing describes."""
+    from mlwarden.scan.sources.scanning import git_blob_sha1
+
+    if len(data) != rf.size:
+        raise UpstreamRejected(R.SIZE_MISMATCH, f"{rf.path}: received {len(data)} bytes, "
+                               f"metadata says {rf.size}", rf.path)
+    sha256 = hashlib.sha256(data).hexdigest()
+    if rf.sha256 is not None:
+        if sha256 != rf.sha256:
+            raise UpstreamRejected(R.HASH_MISMATCH, f"{rf.path}: sha256 of the bytes served "
+                                   f"is {sha256}, the LFS metadata says {rf.sha256}", rf.path)
+    elif git_blob_sha1(data) != rf.git_oid:
+        raise UpstreamRejected(R.HASH_MISMATCH, f"{rf.path}: git blob sha1 of the bytes "
+                               f"served is {git_blob_sha1(data)}, the tree says "
+                               f"{rf.git_oid}", rf.path)
+    return sha256
+
+
+def _verified_reads(pre: TreeScan, remote: list[RemoteFile]) -> dict[str, bytes]:
+    """Files the pre-scan read whole, checked against the listing's sha256 / git blob sha1
+    before the policy is asked: a mirror serving other bytes than it publishes is rejected
+    as ``airlock-hash-mismatch``, naming both digests."""
+    out: dict[str, bytes] = {}
+    for rf in remote:
+        data = pre.tree.whole(rf.path)
+        if data is not None:
+            _check_bytes(rf, data)
+            out[rf.path] = data
+    return out
 
 
 def _now() -> str:
@@ -192,6 +233,7 @@ def pull(opts: PullOptions, store: Store, policy: Policy, cache: ScanCache | Non
     display_root = f"{opts.repo_id}@{resolved.commit[:12]}"
     pre = _prescan(up, resolved, remote, display_root, cache)
     checkpoint("prescan")
+    fetched = _verified_reads(pre, remote)  # a tampered file is rejected here, unread further
     pre_verdicts = _file_verdicts(Report("pull", pre.results), display_root)
     code = _remote_code(pre.tree.read, remote)
     unread = _unread(pre)
@@ -213,7 +255,8 @@ def pull(opts: PullOptions, store: Store, policy: Policy, cache: ScanCache | Non
                           cached_files=len(pre.cached),
                           notes=("blocked by the remote pre-scan; nothing was downloaded",))
     with quarantine(store.tmp) as qdir:
-        downloaded = _download_all(up, resolved, remote, qdir, opts.workers, bar_class, on_file)
+        downloaded = _download_all(up, resolved, remote, qdir, opts.workers, bar_class, on_file,
+                                   fetched)
         checkpoint("download")
         if unread:  # the pre-scan could not read some bytes: scan the download itself
             scanned = scan_tree(qdir, [(d.remote.path, d.sha256) for d in downloaded],

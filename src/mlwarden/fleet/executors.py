@@ -1,7 +1,11 @@
-"""Executors run ``worker.scan_repo`` somewhere: local processes, or Ray tasks on a local
+"""Executors run ``worker.scan_batch`` somewhere: local processes, or Ray tasks on a local
 instance (``--ray auto``) or a cluster (``--ray ADDRESS``). The coordinator in ``run.py``
-is the same for both; an executor only submits jobs and reports what finished, including
-jobs whose worker died (they come back as :class:`WorkerLost`)."""
+is the same for both; an executor only submits batches of jobs and reports what finished,
+including batches whose worker died (they come back as :class:`WorkerLost`).
+
+Politeness costs no round trip per request: each worker enforces its share of the run's
+limits itself (``polite.ShareLimiter``) and shares only pauses (429, Retry-After) through
+a board served by a manager process or a Ray actor."""
 
 from __future__ import annotations
 
@@ -12,10 +16,11 @@ from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.managers import BaseManager
 from typing import Any, Protocol
 
-from mlwarden.fleet.worker import WorkerConfig, scan_repo
-from mlwarden.scan.sources.polite import LocalLimiter, Politeness
+from mlwarden.fleet.worker import WorkerConfig, scan_batch
+from mlwarden.scan.sources.polite import LocalLimiter, Politeness, share
 
 Job = tuple[Any, int, bool]  # (RepoTask, attempt, final)
+Batch = list[Job]
 
 
 class WorkerLost(Exception):
@@ -25,10 +30,11 @@ class WorkerLost(Exception):
 class Executor(Protocol):
     capacity: int
 
-    def submit(self, job: Job) -> object: ...
+    def submit(self, batch: Batch) -> object: ...
 
     def completed(self, timeout: float) -> list[tuple[object, object]]:
-        """(handle, outcome or exception) for jobs that finished."""
+        """(handle, list of results, or one exception for the whole batch) for batches
+        that finished."""
         ...
 
     def close(self) -> None: ...
@@ -38,13 +44,12 @@ class _LimiterManager(BaseManager):
     pass
 
 
-_LimiterManager.register("Limiter", LocalLimiter,
-                         exposed=("try_acquire", "release", "pause"))
+_LimiterManager.register("Board", LocalLimiter, exposed=("pause", "paused_for"))
 
 
 class LocalExecutor:
-    """A pool of spawned processes sharing one limiter (served by a manager process).
-    A dead worker breaks the pool: every job it held is reported lost and the pool is
+    """A pool of spawned processes sharing one pause board (served by a manager process).
+    A dead worker breaks the pool: every batch it held is reported lost and the pool is
     rebuilt."""
 
     def __init__(self, workers: int, cfg: WorkerConfig, politeness: Politeness) -> None:
@@ -52,8 +57,9 @@ class LocalExecutor:
         self._ctx = multiprocessing.get_context("spawn")
         self._mgr = _LimiterManager(ctx=self._ctx)
         self._mgr.start()
-        limiter = self._mgr.Limiter(politeness)  # type: ignore[attr-defined]
-        self.cfg = WorkerConfig(cfg.cache_url, limiter, politeness, cfg.hash)
+        board = self._mgr.Board(politeness)  # type: ignore[attr-defined]
+        self.cfg = WorkerConfig(cfg.cache_url, board, share(politeness, self.capacity),
+                                cfg.hash, cfg.run)
         self._pool = self._new_pool()
         self._futures: dict[Future[Any], object] = {}
         self._lost: list[tuple[object, object]] = []
@@ -61,13 +67,13 @@ class LocalExecutor:
     def _new_pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=self.capacity, mp_context=self._ctx)
 
-    def submit(self, job: Job) -> object:
+    def submit(self, batch: Batch) -> object:
         handle = object()
         try:
-            fut = self._pool.submit(scan_repo, *job, self.cfg)
+            fut = self._pool.submit(scan_batch, batch, self.cfg)
         except BrokenProcessPool:
             self._rebuild()
-            fut = self._pool.submit(scan_repo, *job, self.cfg)
+            fut = self._pool.submit(scan_batch, batch, self.cfg)
         self._futures[fut] = handle
         return handle
 
@@ -101,24 +107,19 @@ class LocalExecutor:
         self._mgr.shutdown()
 
 
-class RayLimiter:
-    """The Limiter protocol over a Ray actor shared by every task of the run."""
+class RayBoard:
+    """The PauseBoard protocol over a Ray actor shared by every task of the run."""
 
     def __init__(self, actor: Any) -> None:
         self.actor = actor
 
-    def try_acquire(self, endpoint: str) -> float:
+    def paused_for(self, endpoint: str) -> float:
         import ray
 
-        return float(ray.get(self.actor.try_acquire.remote(endpoint)))
-
-    def release(self, endpoint: str) -> None:
-        self.actor.release.remote(endpoint)
+        return float(ray.get(self.actor.paused_for.remote(endpoint)))
 
     def pause(self, endpoint: str, seconds: float) -> None:
-        import ray
-
-        ray.get(self.actor.pause.remote(endpoint, seconds))
+        self.actor.pause.remote(endpoint, seconds)
 
 
 class RayExecutor:
@@ -143,13 +144,14 @@ class RayExecutor:
                             else int(ray.cluster_resources().get("CPU", workers)))  # type: ignore[no-untyped-call]
         actor_cls = ray.remote(num_cpus=0)(LocalLimiter)
         self._actor = actor_cls.remote(politeness)
-        self.cfg = WorkerConfig(cfg.cache_url, RayLimiter(self._actor), politeness, cfg.hash)
-        self._fn: Any = ray.remote(max_retries=3, retry_exceptions=False)(scan_repo)
+        self.cfg = WorkerConfig(cfg.cache_url, RayBoard(self._actor),
+                                share(politeness, self.capacity), cfg.hash, cfg.run)
+        self._fn: Any = ray.remote(max_retries=3, retry_exceptions=False)(scan_batch)
         self._refs: dict[Any, object] = {}
 
-    def submit(self, job: Job) -> object:
+    def submit(self, batch: Batch) -> object:
         handle = object()
-        ref = self._fn.remote(*job, self.cfg)
+        ref = self._fn.remote(batch, self.cfg)
         self._refs[ref] = handle
         return handle
 

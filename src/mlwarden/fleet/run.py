@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from mlwarden.scan.sources.polite import Politeness
 
 BATCH = 50  # repositories per sink write (MLWARDEN_FLEET_BATCH overrides)
 BATCH_SECONDS = 2.0  # ... or sooner, so little is lost to a kill
+MAX_TASKS_PER_JOB = 16  # repositories per executor job at most
 
 
 @dataclass(frozen=True)
@@ -98,10 +100,11 @@ def run_fleet(tasks: Iterable[RepoTask], sink: Sink, options: FleetOptions,
         on_progress(stats)
     if not todo:
         return stats
-    cfg = WorkerConfig(options.cache_url, None, options.politeness, options.hash)
+    cfg = WorkerConfig(options.cache_url, None, options.politeness, options.hash,
+                       uuid.uuid4().hex)
     executor = make_executor(options.ray, options.workers, cfg, options.politeness)
     pending: deque[tuple[RepoTask, int, float]] = deque((t, 1, 0.0) for t in todo)
-    inflight: dict[object, tuple[RepoTask, int]] = {}
+    inflight: dict[object, list[tuple[RepoTask, int, bool]]] = {}
     buffer: list[RepoOutcome] = []
     last_flush = time.monotonic()
     batch = int(os.environ.get("MLWARDEN_FLEET_BATCH", "") or BATCH)
@@ -117,33 +120,44 @@ def run_fleet(tasks: Iterable[RepoTask], sink: Sink, options: FleetOptions,
                 on_progress(stats)
         last_flush = time.monotonic()
 
+    def finished(task: RepoTask, attempt: int, result: object) -> None:
+        if isinstance(result, RepoOutcome):
+            buffer.append(result)
+            return
+        reason = _reason(result)
+        if attempt < options.attempts:
+            stats.retries += 1
+            delay = min(30.0, 0.5 * 2 ** (attempt - 1))
+            pending.append((task, attempt + 1, time.monotonic() + delay))
+        else:
+            base = {"repo": task.key, "url": task.url, "endpoint": task.endpoint,
+                    "attempts": attempt}
+            buffer.append(_failed(base, f"failed {attempt} times; last: {reason}",
+                                  time.time()))
+
     try:
         while pending or inflight:
             now = time.monotonic()
             waiting: list[tuple[RepoTask, int, float]] = []
+            size = tasks_per_job(len(pending), executor.capacity)
             while pending and len(inflight) < executor.capacity * 2:
-                task, attempt, not_before = pending.popleft()
-                if not_before > now:
-                    waiting.append((task, attempt, not_before))
-                    continue
-                final = attempt >= options.attempts
-                inflight[executor.submit((task, attempt, final))] = (task, attempt)
+                group: list[tuple[RepoTask, int, bool]] = []
+                while pending and len(group) < size:
+                    task, attempt, not_before = pending.popleft()
+                    if not_before > now:
+                        waiting.append((task, attempt, not_before))
+                    else:
+                        group.append((task, attempt, attempt >= options.attempts))
+                if not group:
+                    break
+                inflight[executor.submit(group)] = group
             pending.extendleft(reversed(waiting))
             for handle, result in executor.completed(timeout=0.2):
-                task, attempt = inflight.pop(handle)
-                if isinstance(result, RepoOutcome):
-                    buffer.append(result)
-                    continue
-                reason = _reason(result)
-                if attempt < options.attempts:
-                    stats.retries += 1
-                    delay = min(30.0, 0.5 * 2 ** (attempt - 1))
-                    pending.append((task, attempt + 1, time.monotonic() + delay))
-                else:
-                    base = {"repo": task.key, "url": task.url, "endpoint": task.endpoint,
-                            "attempts": attempt}
-                    buffer.append(_failed(base, f"failed {attempt} times; last: {reason}",
-                                          time.time()))
+                group = inflight.pop(handle)
+                results = result if isinstance(result, list) and len(result) == len(group) \
+                    else [result] * len(group)  # a lost batch: every job in it failed
+                for (task, attempt, _final), one in zip(group, results, strict=True):
+                    finished(task, attempt, one)
             if len(buffer) >= batch or time.monotonic() - last_flush > BATCH_SECONDS:
                 flush()
             elif on_progress and not buffer:
@@ -152,6 +166,13 @@ def run_fleet(tasks: Iterable[RepoTask], sink: Sink, options: FleetOptions,
     finally:
         executor.close()
     return stats
+
+
+def tasks_per_job(pending: int, capacity: int) -> int:
+    """Repositories per submitted job: enough to amortise a task's round trip (a Ray task
+    or a process-pool call costs milliseconds), few enough that every worker stays busy
+    to the end and a killed worker loses little."""
+    return max(1, min(MAX_TASKS_PER_JOB, pending // (capacity * 4)))
 
 
 def _reason(exc: object) -> str:

@@ -30,9 +30,10 @@ class RetryRepo(Exception):
 @dataclass(frozen=True)
 class WorkerConfig:
     cache_url: str | None  # None: no verdict cache
-    limiter: Any = None  # shared Limiter (manager proxy or Ray actor adapter); None: local
-    politeness: Any = None
+    board: Any = None  # shared PauseBoard (manager proxy or Ray actor adapter); None: local
+    politeness: Any = None  # this worker's share of the run's limits
     hash: str = "never"  # "always" reads whole files (--hash)
+    run: str = ""  # identifies the run: a worker process sets its limiter up once per run
 
 
 @dataclass(frozen=True)
@@ -45,9 +46,11 @@ class RepoOutcome:
 def _setup(cfg: WorkerConfig) -> Any:
     from mlwarden.scan.sources import polite
 
-    if not _configured or _configured[0] is not cfg.limiter:
-        polite.configure(cfg.limiter, cfg.politeness)
-        _configured[:] = [cfg.limiter]
+    if not _configured or _configured[0] != cfg.run:
+        limiter = None if cfg.board is None else polite.ShareLimiter(cfg.board,
+                                                                     cfg.politeness)
+        polite.configure(limiter, cfg.politeness)
+        _configured[:] = [cfg.run]
     if cfg.cache_url is None:
         return None
     cache = _cache.get(cfg.cache_url)
@@ -92,15 +95,30 @@ def scan_repo(task: Any, attempt: int, final: bool, cfg: WorkerConfig) -> RepoOu
     return _rows(base, done, started, read_errors)
 
 
+def scan_batch(jobs: list[tuple[Any, int, bool]], cfg: WorkerConfig) -> list[object]:
+    """Several repositories in one task (fewer round trips to the executor); one result
+    per job, in order: a RepoOutcome, or the RetryRepo that asks for another attempt."""
+    out: list[object] = []
+    for task, attempt, final in jobs:
+        try:
+            out.append(scan_repo(task, attempt, final, cfg))
+        except RetryRepo as exc:
+            out.append(exc)
+        except Exception as exc:  # travels back as plain text: any exception pickles
+            out.append(RetryRepo(f"{type(exc).__name__}: {str(exc)[:300]}"))
+    return out
+
+
 def _test_kill_hook() -> None:
     """Test-only: ``MLWARDEN_TEST_KILL_WORKER=<marker file>`` makes the first job that sees
-    no marker create it and SIGKILL its own worker, as an operator or the OOM killer would."""
+    no marker create it and SIGKILL its own worker, as an operator or the OOM killer would.
+    Armed only while the marker's directory exists (a test creates it when it wants)."""
     marker = os.environ.get("MLWARDEN_TEST_KILL_WORKER")
     if not marker:
         return
     try:
         fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
+    except (FileExistsError, FileNotFoundError):
         return
     os.close(fd)
     os.kill(os.getpid(), signal.SIGKILL)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from mlwarden.scan.source import Source
 from mlwarden.scan.sources.ranges import BLOCK, FetchStats, ReadLog, RemoteBlob
@@ -25,8 +24,8 @@ class RemoteFile:
     git_oid: str | None = None
 
 
-# Opens a file of the tree as an fsspec file whose cache is a RangeCache.
-FileOpener = Callable[[RemoteFile, dict[str, Any]], Any]
+# Opens a file of the tree for range reads, counting into the tree's FetchStats.
+FileOpener = Callable[[RemoteFile, FetchStats], RemoteBlob]
 
 
 @dataclass
@@ -60,8 +59,7 @@ class RemoteTree:
         with self._lock:
             b = self._blobs.get(f.path)
         if b is None:
-            fh = self.opener(f, {"stats": self.stats})
-            b = RemoteBlob.from_file(fh, f.size)
+            b = self.opener(f, self.stats)
             with self._lock:
                 b = self._blobs.setdefault(f.path, b)
         return b
@@ -95,6 +93,13 @@ class RemoteTree:
 
     def by_path(self) -> dict[str, RemoteFile]:
         return {f.path: f for f in self.files}
+
+    def whole(self, rel: str) -> bytes | None:
+        """The whole content of ``rel`` when the reads so far left all of it cached (small
+        files the scan read through); None otherwise. Costs no request."""
+        with self._lock:
+            b = self._blobs.get(rel)
+        return b.cache.whole() if b is not None else None
 
     def read_logs(self) -> dict[str, ReadLog]:
         """Relative path -> the ranges read so far, for every file opened."""

@@ -1,5 +1,5 @@
 """``hf://[datasets/|spaces/]ORG/NAME[@REV][/PATH]``: a Hub repository (or a mirror, or
-``mlwarden serve``) read through huggingface_hub and its ``HfFileSystem``.
+``mlwarden serve``) read through huggingface_hub's HTTP layer.
 
 Endpoint and token come from huggingface_hub exactly as it finds them (``HF_ENDPOINT``,
 ``HF_TOKEN``, the stored token, ``HF_HUB_DISABLE_IMPLICIT_TOKEN``). The revision is resolved
@@ -9,11 +9,10 @@ the scan cannot mix two versions. sha256 values come from the tree's LFS metadat
 
 from __future__ import annotations
 
-import contextlib
 import re
 import threading
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 from mlwarden.scan.sources.base import RemoteFile, RemoteInputError, RemoteTree
 from mlwarden.scan.sources.polite import (
@@ -22,7 +21,14 @@ from mlwarden.scan.sources.polite import (
     parse_retry_after,
     polite_call,
 )
-from mlwarden.scan.sources.ranges import BLOCK, RangeCache, RemoteReadError
+from mlwarden.scan.sources.ranges import (
+    BLOCK,
+    FetchStats,
+    RangeCache,
+    ReadLog,
+    RemoteBlob,
+    RemoteReadError,
+)
 
 HEX40 = re.compile(r"[0-9a-f]{40}")
 HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -148,29 +154,84 @@ def _read_at_most(chunks: Any, want: int) -> bytes:
 
 
 def open_tree(arg: str, endpoint: str | None = None) -> RemoteTree:
-    from huggingface_hub import HfApi
-    from huggingface_hub.hf_api import RepoFile
+    """Resolve ``arg`` with one metadata request: the repository info at the revision with
+    its files' metadata (``HfApi.repo_info(files_metadata=True)``'s request), made through
+    huggingface_hub's own session, headers and error mapping. An endpoint whose info lacks
+    file metadata is listed with ``HfApi.list_repo_tree`` instead."""
+    from huggingface_hub import constants
+    from huggingface_hub.utils import build_hf_headers  # type: ignore[attr-defined]
 
     repo_type, repo_id, revision, subpath = parse(arg)
-    api = HfApi(endpoint=endpoint)  # endpoint, token: as huggingface_hub resolves them
-    endpoint = str(api.endpoint).rstrip("/")
+    # As HfApi(endpoint=...) resolves them: HF_ENDPOINT, and HF_TOKEN / the stored token
+    # unless HF_HUB_DISABLE_IMPLICIT_TOKEN.
+    endpoint = str(endpoint if endpoint is not None else constants.ENDPOINT).rstrip("/")
     polite = endpoint_of(endpoint)
+    auth = build_hf_headers()
+    url = f"{endpoint}/api/{repo_type}s/{repo_id}"
+    if revision is not None:
+        url += f"/revision/{quote(revision, safe='')}"
     try:
-        info = polite_call(polite, lambda: api.repo_info(repo_id, revision=revision,
-                                                         repo_type=repo_type),
+        info = polite_call(polite, lambda: _get_json(url, auth, {"blobs": "true"}),
                            f"{repo_id}: repository info")
     except Exception as exc:
         raise RemoteInputError(f"{arg}: {_describe(exc)}") from None
-    commit = getattr(info, "sha", None)
+    commit = info.get("sha") if isinstance(info, dict) else None
     if not isinstance(commit, str) or not HEX40.fullmatch(commit):
         raise RemoteInputError(f"{arg}: the endpoint gave no valid commit id ({commit!r})")
     if revision is not None and HEX40.fullmatch(revision) and revision != commit:
         raise RemoteInputError(f"{arg}: asked for commit {revision}, got {commit}")
+    files = _siblings(info, arg)
+    if files is None:
+        files = _list_tree(arg, endpoint, repo_type, repo_id, commit, polite)
+    if subpath:  # one file, or a folder
+        files = [f for f in files if f.path == subpath or f.path.startswith(subpath + "/")]
+    if subpath and not files:
+        raise RemoteInputError(f"{arg}: {subpath} is not in {repo_id}@{commit[:12]}")
+    prefix = {"model": "", "dataset": "datasets/", "space": "spaces/"}[repo_type]
+    return make_tree(arg, repo_type, repo_id, commit, files, endpoint, auth,
+                     display_root=f"hf://{prefix}{repo_id}@{commit}",
+                     revision=revision or "main", whole=not subpath)
+
+
+def _get_json(url: str, headers: dict[str, str], params: dict[str, str]) -> Any:
+    from huggingface_hub.utils import (  # type: ignore[attr-defined]
+        get_session,
+        hf_raise_for_status,
+    )
+
+    r = get_session().get(url, headers=headers, params=params)
+    hf_raise_for_status(r)
+    return r.json()
+
+
+def _siblings(info: dict[str, Any], arg: str) -> list[RemoteFile] | None:
+    """The files of a ``blobs=true`` repository info; None when any lacks its size."""
+    sibs = info.get("siblings")
+    if not isinstance(sibs, list) or len(sibs) > MAX_FILES:
+        return None
+    files: dict[str, RemoteFile] = {}
+    for s in sibs:
+        if not isinstance(s, dict) or not isinstance(s.get("rfilename"), str) \
+                or "size" not in s:
+            return None
+        lfs = s.get("lfs")
+        files[s["rfilename"]] = _remote_file(
+            s["rfilename"], s["size"], lfs.get("sha256") if isinstance(lfs, dict) else None,
+            s.get("blobId"), arg)
+    return list(files.values())
+
+
+def _list_tree(arg: str, endpoint: str, repo_type: str, repo_id: str, commit: str,
+               polite: str) -> list[RemoteFile]:
+    from huggingface_hub import HfApi
+    from huggingface_hub.hf_api import RepoFile
+
+    api = HfApi(endpoint=endpoint)
 
     def listing() -> list[Any]:
         out = []
         for e in api.list_repo_tree(repo_id, revision=commit, recursive=True,
-                                    repo_type=repo_type, path_in_repo=subpath or None):
+                                    repo_type=repo_type):
             out.append(e)
             if len(out) > MAX_FILES:
                 raise RemoteInputError(f"{arg}: more than {MAX_FILES} files")
@@ -181,22 +242,16 @@ def open_tree(arg: str, endpoint: str | None = None) -> RemoteTree:
     except RemoteInputError:
         raise
     except Exception as exc:
-        if subpath and "EntryNotFound" in type(exc).__name__:
-            entries = []
-        else:
-            raise RemoteInputError(f"{arg}: listing failed: {_describe(exc)}") from None
+        raise RemoteInputError(f"{arg}: listing failed: {_describe(exc)}") from None
     files: dict[str, RemoteFile] = {}
     for e in entries:
-        if not isinstance(e, RepoFile):
-            continue
-        files[e.path] = _remote_file(e, arg)
-    whole = not subpath
-    if subpath and not files:
-        raise RemoteInputError(f"{arg}: {subpath} is not in {repo_id}@{commit[:12]}")
-    prefix = {"model": "", "dataset": "datasets/", "space": "spaces/"}[repo_type]
-    return make_tree(arg, repo_type, repo_id, commit, list(files.values()), endpoint,
-                     api._build_hf_headers(), display_root=f"hf://{prefix}{repo_id}@{commit}",
-                     revision=revision or "main", whole=whole)
+        if isinstance(e, RepoFile):
+            lfs = getattr(e, "lfs", None)
+            sha = (lfs.sha256 if hasattr(lfs, "sha256") else lfs.get("sha256")) \
+                if lfs is not None else None
+            files[e.path] = _remote_file(e.path, e.size, sha, getattr(e, "blob_id", None),
+                                         arg)
+    return list(files.values())
 
 
 def make_tree(given: str, repo_type: str, repo_id: str, commit: str, files: list[RemoteFile],
@@ -204,21 +259,14 @@ def make_tree(given: str, repo_type: str, repo_id: str, commit: str, files: list
               revision: str | None = None, whole: bool = True) -> RemoteTree:
     """A tree over files already listed (the airlock lists them itself). ``auth`` holds the
     headers sent to the endpoint's own origin (empty: anonymous)."""
-    from huggingface_hub import HfFileSystem
-
     polite = endpoint_of(endpoint)
     prefix = {"model": "", "dataset": "datasets/", "space": "spaces/"}[repo_type]
-    fs = HfFileSystem(endpoint=endpoint, token=False)  # shared by every file of this tree
-    with contextlib.suppress(AttributeError, TypeError):  # private; saves one request
-        fs._repo_and_revision_exists_cache[(repo_type, repo_id, commit)] = (True, None)
 
-    def opener(f: RemoteFile, cache_options: dict[str, Any]) -> Any:
-        from huggingface_hub import hf_hub_url
-
-        url = hf_hub_url(repo_id, f.path, repo_type=repo_type, revision=commit,
-                         endpoint=endpoint)
-        return _hf_file(fs, f"{prefix}{repo_id}@{commit}/{f.path}", commit, f.size,
-                        _Fetcher(url, auth, polite, commit), cache_options)
+    def opener(f: RemoteFile, stats: FetchStats) -> RemoteBlob:
+        # huggingface_hub's resolve URL (hf_hub_url) at the pinned commit.
+        url = _resolve_url(endpoint, f"{prefix}{repo_id}", commit, f.path)
+        return RemoteBlob(RangeCache(BLOCK, _Fetcher(url, auth, polite, commit), f.size,
+                                     stats, ReadLog()))
 
     return RemoteTree(
         kind="hf", given=given, display_root=display_root, endpoint=polite,
@@ -226,34 +274,23 @@ def make_tree(given: str, repo_type: str, repo_id: str, commit: str, files: list
         revision=revision, commit=commit, whole_repository=whole)
 
 
-def _hf_file(fs: Any, path: str, commit: str, size: int, fetcher: _Fetcher,
-             cache_options: dict[str, Any]) -> Any:
-    """An ``HfFileSystemFile`` whose reads go through our range cache and fetcher."""
-    from huggingface_hub.hf_file_system import HfFileSystemFile
+def _resolve_url(endpoint: str, repo: str, commit: str, path: str) -> str:
+    """``hf_hub_url``: huggingface_hub's resolve URL template, without importing its
+    download module."""
+    from huggingface_hub import constants
 
-    class _RangeFile(HfFileSystemFile):
-        def url(self) -> str:
-            return fetcher.url
-
-        def _fetch_range(self, start: int, end: int) -> bytes:
-            return fetcher(start, end)
-
-    return _RangeFile(fs, path, revision=commit, mode="rb", block_size=BLOCK,
-                      cache_type=RangeCache.name, cache_options=cache_options, size=size)
+    return constants.HUGGINGFACE_CO_URL_TEMPLATE.replace(
+        constants.ENDPOINT, endpoint, 1).format(
+        repo_id=repo, revision=quote(commit, safe=""), filename=quote(path))
 
 
-def _remote_file(e: Any, arg: str) -> RemoteFile:
-    size = e.size
+def _remote_file(path: Any, size: Any, sha: Any, oid: Any, arg: str) -> RemoteFile:
+    if not isinstance(path, str):
+        raise RemoteInputError(f"{arg}: file name {path!r} is not a string")
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-        raise RemoteInputError(f"{arg}: {e.path!r} has size {size!r}")
-    sha256 = None
-    lfs = getattr(e, "lfs", None)
-    if lfs is not None:
-        sha = lfs.sha256 if hasattr(lfs, "sha256") else lfs.get("sha256")
-        if isinstance(sha, str) and HEX64.fullmatch(sha):
-            sha256 = sha
-    oid = getattr(e, "blob_id", None)
-    return RemoteFile(e.path, size, sha256, "lfs-metadata" if sha256 else None,
+        raise RemoteInputError(f"{arg}: {path!r} has size {size!r}")
+    sha256 = sha if isinstance(sha, str) and HEX64.fullmatch(sha) else None
+    return RemoteFile(path, size, sha256, "lfs-metadata" if sha256 else None,
                       oid if isinstance(oid, str) else None)
 
 

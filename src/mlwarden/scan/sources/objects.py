@@ -14,7 +14,7 @@ from typing import Any
 
 from mlwarden.scan.sources.base import RemoteFile, RemoteInputError, RemoteTree
 from mlwarden.scan.sources.polite import polite_call
-from mlwarden.scan.sources.ranges import BLOCK, RangeCache
+from mlwarden.scan.sources.ranges import BLOCK, FetchStats, RemoteBlob, fsspec_cache_type
 
 MAX_FILES = 200_000
 _EXTRAS = {"s3": ("s3fs", "mlwarden[s3]"), "gs": ("gcsfs", "mlwarden[gcs]")}
@@ -85,10 +85,10 @@ def open_tree(arg: str) -> RemoteTree:
         raise RemoteInputError(f"{arg}: no objects under this prefix")
     base = path if whole else path.rsplit("/", 1)[0] if "/" in path else ""
 
-    def opener(f: RemoteFile, cache_options: dict[str, Any]) -> Any:
+    def opener(f: RemoteFile, stats: FetchStats) -> RemoteBlob:
         key = f"{base}/{f.path}" if base else f.path
-        fh = fs.open(key, "rb", block_size=BLOCK, cache_type=RangeCache.name,
-                     cache_options=cache_options, size=f.size)
+        fh = fs.open(key, "rb", block_size=BLOCK, cache_type=fsspec_cache_type(),
+                     cache_options={"stats": stats}, size=f.size)
         inner = fh.cache.fetcher
 
         def fetch(start: int, end: int) -> bytes:
@@ -96,7 +96,7 @@ def open_tree(arg: str) -> RemoteTree:
                                      f"{scheme}://{key} bytes {start}-{end - 1}"))
 
         fh.cache.fetcher = fetch
-        return fh
+        return RemoteBlob.from_file(fh, f.size)
 
     display = f"{scheme}://{base}" if base else f"{scheme}://"
     return RemoteTree(kind=scheme, given=arg, display_root=display.rstrip("/"),

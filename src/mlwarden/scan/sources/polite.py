@@ -1,9 +1,12 @@
 """Politeness towards remote endpoints: per-endpoint concurrency and rate limits, 429 and
 Retry-After, retries with exponential backoff.
 
-A :class:`Limiter` is asked before every request. The one here serves the threads of one
-process; the fleet hands workers a limiter shared by all of them (a manager process or a
-Ray actor) behind the same three methods, so a 429 seen by one worker pauses them all.
+A :class:`Limiter` is asked before every request. :class:`LocalLimiter` serves the threads
+of one process. A fleet worker uses a :class:`ShareLimiter`: a local limiter holding the
+worker's share of the run's concurrency and rate (no round trip per request), plus a
+:class:`PauseBoard` shared by every worker (a manager process or a Ray actor) that it
+tells about 429s and reads at most once a second, so a Retry-After seen by one worker
+pauses them all.
 """
 
 from __future__ import annotations
@@ -80,6 +83,60 @@ class LocalLimiter:
             self.pauses += 1
             until = time.monotonic() + min(seconds, MAX_RETRY_AFTER)
             self._paused_until[endpoint] = max(self._paused_until.get(endpoint, 0.0), until)
+
+    def paused_for(self, endpoint: str) -> float:
+        """Seconds left of the endpoint's pause (0.0: none). Relative, so that processes
+        and hosts with other monotonic clocks can share it."""
+        with self._lock:
+            return max(0.0, self._paused_until.get(endpoint, 0.0) - time.monotonic())
+
+
+class PauseBoard(Protocol):
+    """What every worker of a fleet shares: the endpoints' pauses."""
+
+    def pause(self, endpoint: str, seconds: float) -> None: ...
+
+    def paused_for(self, endpoint: str) -> float: ...
+
+
+def share(p: Politeness, workers: int) -> Politeness:
+    """One worker's part of a run-wide ``concurrency`` and ``rate``."""
+    n = max(1, workers)
+    return Politeness(concurrency=max(1, -(-p.concurrency // n)), rate=p.rate / n,
+                      attempts=p.attempts, backoff=p.backoff, max_backoff=p.max_backoff)
+
+
+class ShareLimiter:
+    """A worker's limiter: its share of the run's limits, enforced locally, and the shared
+    pause board, read at most every ``refresh`` seconds per endpoint and told of every
+    pause this worker meets."""
+
+    def __init__(self, board: PauseBoard, politeness: Politeness,
+                 refresh: float = 1.0) -> None:
+        self.local = LocalLimiter(politeness)
+        self.board = board
+        self.refresh = refresh
+        self._checked: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def try_acquire(self, endpoint: str) -> float:
+        now = time.monotonic()
+        with self._lock:
+            due = now - self._checked.get(endpoint, -self.refresh) >= self.refresh
+            if due:
+                self._checked[endpoint] = now
+        if due:
+            left = float(self.board.paused_for(endpoint))
+            if left > 0:
+                self.local.pause(endpoint, left)
+        return self.local.try_acquire(endpoint)
+
+    def release(self, endpoint: str) -> None:
+        self.local.release(endpoint)
+
+    def pause(self, endpoint: str, seconds: float) -> None:
+        self.local.pause(endpoint, seconds)
+        self.board.pause(endpoint, seconds)
 
 
 _default: LocalLimiter | None = None

@@ -10,6 +10,11 @@ pickle read whole) are passed through without being kept.
 Every fetched range is recorded with the sha256 of its bytes (:class:`ReadLog`), so that
 a caller that later downloads the whole file can prove that the scan saw exactly the
 verified bytes (``ReadLog.matches``).
+
+:class:`RangeCache` follows fsspec's cache protocol (``fsspec.caching.BaseCache``); it is
+registered with fsspec (``cache_type="mlwarden-ranges"``) when an fsspec filesystem opens
+a file (s3://, gs://), and used directly for hf://, whose reads go through
+huggingface_hub's HTTP session: importing fsspec is then a cost with no use.
 """
 
 from __future__ import annotations
@@ -22,8 +27,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
-
-from fsspec.caching import BaseCache, caches, register_cache
 
 Fetcher = Callable[[int, int], bytes]
 
@@ -79,15 +82,22 @@ class ReadLog:
         return True
 
 
-class RangeCache(BaseCache):  # type: ignore[misc]
-    """An fsspec cache (``cache_type="mlwarden-ranges"``) of sparse, LRU-bounded blocks;
-    missing adjacent blocks are fetched in one request. Thread-safe."""
+class RangeCache:
+    """A cache of sparse, LRU-bounded blocks with fsspec's cache interface; missing
+    adjacent blocks are fetched in one request. Thread-safe."""
 
     name = "mlwarden-ranges"
 
     def __init__(self, blocksize: int, fetcher: Fetcher, size: int,
                  stats: FetchStats | None = None, log: ReadLog | None = None) -> None:
-        super().__init__(blocksize or BLOCK, fetcher, size)
+        # The attributes fsspec's BaseCache sets and AbstractBufferedFile reads.
+        self.blocksize = blocksize or BLOCK
+        self.nblocks = 0
+        self.fetcher = fetcher
+        self.size = size
+        self.hit_count = 0
+        self.miss_count = 0
+        self.total_requested_bytes = 0
         self.stats = stats
         self.log = log
         self._blocks: OrderedDict[int, bytes] = OrderedDict()
@@ -154,8 +164,13 @@ class RangeCache(BaseCache):  # type: ignore[misc]
         return data
 
 
-if RangeCache.name not in caches:
-    register_cache(RangeCache)
+def fsspec_cache_type() -> str:
+    """Register :class:`RangeCache` with fsspec (once) and return its ``cache_type``."""
+    from fsspec.caching import BaseCache, caches, register_cache
+
+    if RangeCache.name not in caches:
+        register_cache(type("FsspecRangeCache", (RangeCache, BaseCache), {}))
+    return RangeCache.name
 
 
 def _runs(blocks: list[int]) -> list[tuple[int, int]]:
@@ -186,10 +201,14 @@ class RemoteBlob:
 
     @staticmethod
     def from_file(fh: object, size: int) -> RemoteBlob:
-        """From an fsspec file opened with ``cache_type="mlwarden-ranges"``."""
+        """From an fsspec file opened with ``cache_type=fsspec_cache_type()``."""
         cache = getattr(fh, "cache", None)
         if not isinstance(cache, RangeCache):
             raise TypeError("remote file was not opened with the mlwarden-ranges cache")
+        return RemoteBlob.from_cache(cache, size)
+
+    @staticmethod
+    def from_cache(cache: RangeCache, size: int) -> RemoteBlob:
         if cache.size != size:
             raise RemoteReadError(f"file size {cache.size} differs from the listing's {size}")
         return RemoteBlob(cache)

@@ -41,9 +41,10 @@ WHOLE_FILE_FORMATS = frozenset({fmt.HDF5})
 HASH_MISMATCH = rule(
     "remote-hash-mismatch", Verdict.UNSCANNABLE, Severity.HIGH,
     "The bytes served do not match the published sha256",
-    "--hash read the whole remote file and its sha256 differs from the endpoint's LFS "
-    "metadata: the endpoint serves other bytes than it describes. The scan's view of the "
-    "file cannot be tied to what a client downloads.")
+    "The whole remote file was read (--hash, or a small file) and its sha256 differs from "
+    "the endpoint's LFS metadata, or its git blob sha1 from the tree's oid: the endpoint "
+    "serves other bytes than it describes. The scan's view of the file cannot be tied to "
+    "what a client downloads.")
 
 
 class VerdictStore(Protocol):
@@ -245,6 +246,11 @@ def _scan_file(tree: RemoteTree, f: RemoteFile, options: ScanOptions) -> list[Fi
             if sha is not None and computed != sha:
                 extra = (HASH_MISMATCH.finding(
                     f"sha256 of the served bytes is {computed}, the {label} says {sha}"),)
+            elif sha is None and whole is not None and f.git_oid \
+                    and git_blob_sha1(whole) != f.git_oid:
+                extra = (HASH_MISMATCH.finding(
+                    f"git blob sha1 of the served bytes is {git_blob_sha1(whole)}, the "
+                    f"tree's oid says {f.git_oid}"),)
             sha, label = computed, "computed"
     findings = own.findings + extra
     own = replace(own, sha256=sha, sha256_source=label if sha is not None else None,
