@@ -8,20 +8,28 @@ import ast
 from collections import defaultdict
 from dataclasses import dataclass
 
-from mlwarden.scan.pyast import catalog as cat
-from mlwarden.scan.pyast.resolve import (
+from mlwarden.behaviour import knowledge as cat
+from mlwarden.behaviour.endpoints import endpoint_in
+from mlwarden.behaviour.marshal_read import marshal_names
+from mlwarden.behaviour.resolve import (
     UNKNOWN,
     Env,
     Instance,
     Resolver,
     bind_loop,
     collect_env,
+    environ_bound,
 )
 
 MODULE = ""  # scope of code that runs when the module is imported
 MAIN = "<main>"  # body of `if __name__ == "__main__":`, never run on import
+RELEASE = "<release>"  # setup.py's `if sys.argv[-1] == "publish":` blocks (release commands)
+_RELEASE_WORDS = frozenset({"publish", "release", "upload", "tag", "dist", "docs", "test",
+                            "clean", "bump", "sdist", "lint", "format"})
 MAX_EVENTS = 5_000
 MAX_PAYLOAD_DEPTH = 4
+MAX_EXEC_DEPTH = 4  # exec("exec('...')") nesting analysed recursively
+MAX_EXEC_SOURCE = 1 << 20  # constant source handed to exec that is parsed again
 
 # Event kinds
 NETWORK = "network"
@@ -40,6 +48,19 @@ UNMARSHAL = "unmarshal"
 WRITE_OUTSIDE = "write-outside"
 PERSISTENCE = "persistence"
 AGENT_MEMORY = "agent-memory"
+STEALER = "stealer"  # infostealer targets: browser/wallet/discord/telegram files, clipboard ...
+INJECTION = "injection"  # Windows process injection and shellcode runners through ctypes
+DROP = "drop"  # writes or downloads an executable file
+ENDPOINT = "endpoint"  # webhook, paste, tunnel, out-of-band domain
+DNS_EXFIL = "dns-exfil"  # resolves a host name built from data
+PACKED = "packed"  # packer runtime or packed code that cannot be read
+DISPATCH = "dispatch"  # string-driven dispatch (methodcaller, resolve_name, logging factories)
+EVAL_DISGUISE = "eval-disguise"  # typing.get_type_hints, timeit, code.InteractiveInterpreter
+NAMESPACE = "namespace"  # iteration over / unknown getattr on a dangerous module's namespace
+LIBC = "libc"  # ctypes reaching libc or the Python C API
+NESTED_PICKLE = "nested-pickle"  # a deserialiser of constant bytes (payload in Event.data)
+OBFUSCATED_NAME = "obfuscated-name"  # identifiers that NFKC folds to another name
+EXEC_FILE = "exec-file"  # exec of a file's contents (setup.py reading its version file)
 
 
 @dataclass(frozen=True)
@@ -49,6 +70,7 @@ class Event:
     col: int  # 1-based
     scope: str
     detail: str
+    data: bytes | None = None  # NESTED_PICKLE: the constant bytes handed to the loader
 
 
 def short(text: str, n: int = 80) -> str:
@@ -71,7 +93,26 @@ def classify_path(path: str) -> str | None:
     return None
 
 
-def _is_main_check(test: ast.expr) -> bool:
+_MARSHAL_DANGER = frozenset({
+    "system", "popen", "exec", "eval", "compile", "__import__", "subprocess", "socket",
+    "urlopen", "b64decode", "Popen", "check_output", "run", "connect", "loads", "environ",
+    "getenv", "requests", "urllib", "os", "marshal", "zlib", "base64", "ctypes", "startfile",
+})
+_SPECIAL_ATTRS = frozenset({"__dict__", "builtins", "__subclasses__", "__globals__", "f_globals",
+                            "f_builtins"})
+
+
+def _is_release_check(test: ast.expr) -> bool:
+    """``sys.argv[-1] == "publish"`` / ``"upload" in sys.argv``: a maintainer's command."""
+    if not isinstance(test, ast.Compare) or len(test.ops) != 1:
+        return False
+    sides = [test.left, test.comparators[0]]
+    argv = any("sys.argv" in ast.unparse(x) for x in sides)
+    words = [x.value for x in sides if isinstance(x, ast.Constant) and isinstance(x.value, str)]
+    return argv and any(w.lower() in _RELEASE_WORDS for w in words)
+
+
+def is_main_check(test: ast.expr) -> bool:
     if not isinstance(test, ast.Compare) or len(test.ops) != 1 \
             or not isinstance(test.ops[0], ast.Eq):
         return False
@@ -82,19 +123,27 @@ def _is_main_check(test: ast.expr) -> bool:
 
 
 class Collector(ast.NodeVisitor):
-    def __init__(self, tree: ast.Module, resolver: Resolver) -> None:
+    def __init__(self, tree: ast.Module, resolver: Resolver, *, exec_depth: int = 0,
+                 at: tuple[int, int, str] | None = None) -> None:
         self.tree = tree
         self.r = resolver
         self.events: list[Event] = []
         self.functions: set[str] = set()
         self._raw_edges: dict[str, set[str]] = defaultdict(set)
-        self.scope = MODULE
+        # scope -> qualified names it calls / modules it imports: the program links them
+        self.calls: dict[str, set[str]] = defaultdict(set)
+        self.imports: dict[str, set[str]] = defaultdict(set)
+        self.exec_depth = exec_depth
+        self._at = at  # (line, col, scope) of the exec call whose constant code this is
+        self.scope = MODULE if at is None else at[2]
         self.env: Env | None = None
         self.qual = ""
         self.current_class: str | None = None
         self._seen: set[tuple[str, int, str]] = set()
         self._parent: dict[int, ast.AST] = {}
         self._immediate_lambdas: set[int] = set()
+        self._env_names: set[str] = set()
+        self._env_stack: list[set[str]] = []
         for node in ast.walk(tree):
             for child in ast.iter_child_nodes(node):
                 self._parent[id(child)] = node
@@ -105,15 +154,18 @@ class Collector(ast.NodeVisitor):
         for stmt in self.tree.body:
             self.visit(stmt)
 
-    def emit(self, kind: str, node: ast.AST, detail: str) -> None:
-        line = getattr(node, "lineno", 1)
+    def emit(self, kind: str, node: ast.AST, detail: str, data: bytes | None = None) -> None:
+        if self._at is not None:  # code run by exec: reported at the exec call
+            line, col = self._at[0], self._at[1]
+            detail = f"{detail} (in code that exec/eval runs)"
+        else:
+            line, col = getattr(node, "lineno", 1), getattr(node, "col_offset", 0) + 1
         # One metadata finding per scope: the address flows through names to every use.
         key = (kind, 0 if kind == METADATA else line, self.scope)
         if key in self._seen or len(self.events) >= MAX_EVENTS:
             return
         self._seen.add(key)
-        self.events.append(Event(kind, line, getattr(node, "col_offset", 0) + 1, self.scope,
-                                  detail))
+        self.events.append(Event(kind, line, col, self.scope, detail, data))
 
     # ------------------------------------------------------------------ scopes
 
@@ -133,6 +185,8 @@ class Collector(ast.NodeVisitor):
         collect_env(body, env)
         self.functions.add(key)
         self.scope, self.env, self.qual = key, env, f"{key}.<locals>"
+        self._env_stack.append(self._env_names)
+        self._env_names = self._env_names | environ_bound(env, self.r.environ_names)
         return saved
 
     def _visit_def(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
@@ -157,6 +211,7 @@ class Collector(ast.NodeVisitor):
         for stmt in node.body:
             self.visit(stmt)
         self.scope, self.env, self.qual = saved
+        self._env_names = self._env_stack.pop()
 
     visit_FunctionDef = _visit_def
     visit_AsyncFunctionDef = _visit_def
@@ -171,6 +226,7 @@ class Collector(ast.NodeVisitor):
         saved = self._enter_function(key, node.args, [])
         self.visit(node.body)
         self.scope, self.env, self.qual = saved
+        self._env_names = self._env_stack.pop()
 
     def _lambda_key(self, node: ast.Lambda) -> str:
         return self._join(f"<lambda>@{node.lineno}:{node.col_offset}")
@@ -212,9 +268,10 @@ class Collector(ast.NodeVisitor):
 
     def visit_If(self, node: ast.If) -> None:
         self.visit(node.test)
-        if self.scope == MODULE and _is_main_check(node.test):
+        if self.scope == MODULE and (is_main_check(node.test)
+                                     or _is_release_check(node.test)):
             saved = self.scope
-            self.scope = MAIN
+            self.scope = MAIN if is_main_check(node.test) else RELEASE
             for stmt in node.body:
                 self.visit(stmt)
             self.scope = saved
@@ -228,10 +285,28 @@ class Collector(ast.NodeVisitor):
 
     def visit_Import(self, node: ast.Import) -> None:
         for a in node.names:
+            self.imports[self.scope].add(a.name)
+            self._packer_module(a.name, node)
             if cat.is_network_module(a.name):
                 self.emit(NETWORK_IMPORT, node, a.name)
 
+    def _packer_module(self, module: str, node: ast.AST) -> None:
+        top = module.split(".")[0]
+        if top in cat.PACKER_NAMES or top.startswith(cat.PACKER_PREFIXES):
+            self.emit(PACKED, node, f"imports the code packer runtime {module}: the code it "
+                      "unpacks cannot be read statically")
+
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        base = self.r.absolute(node.module, node.level)
+        if base is not None:
+            self.imports[self.scope].add(base)
+            for a in node.names:
+                if a.name != "*":
+                    self.imports[self.scope].add(f"{base}.{a.name}")
+                if a.name in cat.PACKER_NAMES or a.name.startswith(cat.PACKER_PREFIXES):
+                    self.emit(PACKED, node, f"imports {a.name} from {base}: packed code that "
+                              "cannot be read statically")
+            self._packer_module(base, node)
         if node.level == 0 and node.module:
             for a in node.names:
                 full = f"{node.module}.{a.name}"
@@ -245,17 +320,36 @@ class Collector(ast.NodeVisitor):
         if isinstance(node.ctx, ast.Load):
             if node.id == "__builtins__":
                 self.emit(BUILTINS, node, "reaches __builtins__")
-            elif self.r.qualify(node, self.env) == "os.environ":
+            elif node.id in cat.PACKER_NAMES or node.id.startswith(cat.PACKER_PREFIXES):
+                self.emit(PACKED, node, f"calls the code packer {node.id}: the code it "
+                          "unpacks cannot be read statically")
+            elif (node.id in self.r.environ_names or node.id in self._env_names) and \
+                    self.r.qualify(node, self.env) == "os.environ":
                 self._environ_use(node)
 
     def visit_Attribute(self, node: ast.Attribute) -> None:
         if isinstance(node.ctx, ast.Load):
-            q = self.r.qualify(node, self.env)
-            if q == "os.environ":
-                self._environ_use(node)
-            elif q in ("builtins.__dict__", "sys.modules.builtins"):
-                self.emit(BUILTINS, node, f"reaches {q}")
+            attr = node.attr
+            if attr == "environ" or attr in _SPECIAL_ATTRS:
+                q = self.r.qualify(node, self.env)
+                if q == "os.environ":
+                    self._environ_use(node)
+                elif q in ("builtins.__dict__", "sys.modules.builtins"):
+                    self.emit(BUILTINS, node, f"reaches {q}")
+                elif attr in ("__subclasses__", "__globals__", "f_globals", "f_builtins"):
+                    self.emit(BUILTINS, node, f"reaches interpreter internals (.{attr})")
+            elif attr in cat.INJECTION_APIS:
+                self.emit(INJECTION, node, f"reaches the process-injection API {attr}")
+            elif attr in cat.SHELLCODE_APIS and self._uses_ctypes():
+                self.emit(INJECTION, node, f"reaches {attr} through ctypes (executable "
+                          "memory: a shellcode runner)")
+            elif attr in cat.STEALER_APIS and self._uses_ctypes():
+                self.emit(STEALER, node, f"reaches {attr} (credential, clipboard, keyboard or "
+                          "screen capture API)")
         self.generic_visit(node)
+
+    def _uses_ctypes(self) -> bool:
+        return self.r.uses_ctypes
 
     def _environ_use(self, node: ast.expr) -> None:
         parent = self._parent.get(id(node))
@@ -284,11 +378,23 @@ class Collector(ast.NodeVisitor):
             self._check_string(text, node)
 
     def _check_string(self, text: str, node: ast.AST) -> None:
+        if len(text) < 4:
+            return
         host = cat.metadata_host_in(text)
         if host:
             self.emit(METADATA, node, f"cloud metadata address {host} in {short(text)}")
-        if cat.CREDENTIAL_PATH.search(cat.normalise_path(text)):
+        low = cat.normalise_path(text)
+        if cat.CREDENTIAL_PATH.search(low):
             self.emit(SECRET, node, f"credential file path {short(text)}")
+        target = cat.stealer_target(text)
+        if target is not None:
+            self.emit(STEALER, node, f"names an infostealer target ({target}): {short(text)}")
+        ep = endpoint_in(text)
+        if ep is not None:
+            self.emit(ENDPOINT, node, f"names a {ep.category} endpoint ({ep.domain}) in "
+                      f"{short(text)} [{ep.reference}]")
+        if cat.RUN_KEY.search(text):
+            self.emit(PERSISTENCE, node, f"names the Windows autorun registry key {short(text)}")
 
     def _strings(self, expr: ast.AST) -> None:
         if isinstance(expr, (ast.Tuple, ast.List)):
@@ -317,6 +423,7 @@ class Collector(ast.NodeVisitor):
             self._immediate_lambdas.add(id(node.func))
         q = self.r.qualify(node.func, self.env)
         if q is not None:
+            self.calls[self.scope].add(q)
             self._classify_call(node, q)
         else:  # a container item or loop variable: every callable it may be
             if isinstance(node.func, ast.Attribute):
@@ -360,32 +467,50 @@ class Collector(ast.NodeVisitor):
         if q in cat.IMPORTERS:
             self._dynamic_import(node, q)
         elif q in cat.DYNAMIC_EXEC:
-            source = self._arg(node, 0, "source")
-            payload = self._payload(source) if source is not None else None
-            if payload:
-                self.emit(EXEC_PAYLOAD, node, f"{q}() runs {payload} code")
-            else:
-                self.emit(DYN_EXEC, node, f"{q}() of code that is not a constant")
-        elif q in cat.LOADERS_OF_CODE:
+            self._exec_call(node, q)
+        elif q in cat.LOADERS_OF_CODE or q in cat.PICKLE_LOADERS:
             data = self._arg(node, 0, "data")
             payload = self._payload(data) if data is not None else None
             if payload:
                 self.emit(EXEC_PAYLOAD, node, f"{q}() of {payload} data")
             elif q == "marshal.loads":
                 self.emit(UNMARSHAL, node, "marshal.loads() builds code objects")
-        elif q in cat.PROCESS:
-            cmd = " ".join(self.r.fold(a, self.env) or UNKNOWN for a in node.args[:8]
-                           if not isinstance(a, (ast.List, ast.Tuple)))
-            for a in node.args[:1]:
-                if isinstance(a, (ast.List, ast.Tuple)):
-                    cmd += " " + " ".join(self.r.fold(e, self.env) or UNKNOWN
-                                          for e in a.elts[:32])
-            if cat.SHELL_PAYLOAD.search(cmd):
-                self.emit(SHELL_PAYLOAD, node, f"{q}({short(cmd.strip())})")
+            if data is not None and q != "marshal.loads":
+                blob = self._constant_bytes(data)
+                if blob is not None:
+                    self.emit(NESTED_PICKLE, node, f"{q}() of {len(blob)} constant bytes",
+                              data=blob)
+            elif data is not None and q == "marshal.loads":
+                self._marshal_blob(data, node)
+        elif q in cat.STRING_DISPATCH:
+            self.emit(DISPATCH, node, f"{q}() resolves a name given as a string and calls it")
+        elif q in cat.EVAL_DISGUISE:
+            if q != "inspect.get_annotations" or any(
+                    k.arg == "eval_str" and not (isinstance(k.value, ast.Constant)
+                                                 and not k.value.value) for k in node.keywords):
+                self.emit(EVAL_DISGUISE, node, f"{q}() evaluates strings as Python")
+        elif q in cat.CLIPBOARD or q in cat.SCREENSHOT or q in cat.KEYLOGGER:
+            what = ("reads or replaces the clipboard" if q in cat.CLIPBOARD else
+                    "captures the screen" if q in cat.SCREENSHOT else "logs keystrokes")
+            self.emit(STEALER, node, f"{q}() {what}")
+        elif q.startswith(cat.PROCESS_MODULES) or q in cat.PROCESS:
+            self._process(node, q)
+        elif q in cat.NATIVE or q.startswith(("ctypes.CDLL(", "ctypes.cdll.", "ctypes.windll.",
+                                              "ctypes.pythonapi")):
+            lib = self._arg(node, 0, "name")
+            name = self.r.fold(lib, self.env) if lib is not None else None
+            if q.startswith("ctypes.pythonapi") or (q in (
+                    "ctypes.CDLL", "ctypes.PyDLL", "ctypes.cdll.LoadLibrary") and (
+                    (isinstance(lib, ast.Constant) and lib.value is None)
+                    or (name is not None and cat.LIBC_NAMES.search(name)))) or (
+                    lib is not None and isinstance(lib, ast.Call)
+                    and self.r.qualify(lib.func, self.env) == "ctypes.util.find_library"
+                    and self.r.fold(lib.args[0], self.env) in ("c", "libc", "msvcrt")
+                    if isinstance(lib, ast.Call) and lib.args else False):
+                self.emit(LIBC, node, f"{q}() reaches the C library or the Python C API "
+                          "(system, exec and raw memory)")
             else:
-                self.emit(PROCESS, node, f"{q}({short(cmd.strip(), 60)})")
-        elif q in cat.NATIVE or q.startswith(("ctypes.CDLL(", "ctypes.cdll.")):
-            self.emit(NATIVE, node, f"{q}() loads or builds native code")
+                self.emit(NATIVE, node, f"{q}() loads or builds native code")
         elif cat.is_network_call(q):
             inner = node.func.value if isinstance(node.func, ast.Attribute) else None
             if isinstance(inner, ast.Call):
@@ -394,10 +519,21 @@ class Collector(ast.NodeVisitor):
                     return  # urlopen(u).read(): the inner call is the network access
             detail = f"{q}()"
             if q in cat.DNS_LOOKUPS and node.args and not isinstance(node.args[0], ast.Constant):
+                host = self.r.fold(node.args[0], self.env) or UNKNOWN
+                if UNKNOWN in host and "." in host.split(UNKNOWN)[-1]:
+                    self.emit(DNS_EXFIL, node, f"{q}({short(host)}) resolves a host name built "
+                              "from data: the lookup itself carries the data out (DNS "
+                              "exfiltration)")
                 detail += " resolves a name built at run time (DNS exfiltration channel)"
             self.emit(NETWORK, node, detail)
         elif q in cat.RECON:
             self.emit(RECON, node, f"{q}()")
+        elif q in ("urllib.request.urlretrieve", "urllib.urlretrieve", "wget.download"):
+            self.emit(NETWORK, node, f"{q}() downloads a file")
+            dest = self._arg(node, 1, "filename" if q != "wget.download" else "out")
+            path = self.r.fold(dest, self.env) if dest is not None else None
+            if path and cat.normalise_path(path).endswith(cat.EXECUTABLE_SUFFIXES):
+                self.emit(DROP, node, f"{q}() downloads an executable to {short(path)}")
         elif q in cat.OPENERS:
             mode = self._arg(node, 1, "mode")
             mode_s = self.r.fold(mode, self.env) if mode is not None else "r"
@@ -421,6 +557,160 @@ class Collector(ast.NodeVisitor):
         if q in ("getattr", "vars") and node.args and self.r.qualify(node.args[0], self.env) \
                 == "builtins":
             self.emit(BUILTINS, node, f"{q}() on the builtins module")
+        if q in ("getattr", "dir", "vars", "inspect.getmembers", "setattr") and node.args:
+            mod = self.r.qualify(node.args[0], self.env)
+            if mod in cat.DANGEROUS_MODULES:
+                name = self.r.fold(node.args[1], self.env) if q in ("getattr", "setattr") \
+                    and len(node.args) > 1 else None
+                if q not in ("getattr", "setattr") or name is None or UNKNOWN in name:
+                    self.emit(NAMESPACE, node, f"{q}() over the namespace of {mod} with a name "
+                              "not known statically")
+        if isinstance(node.func, ast.Attribute) and node.func.attr in (
+                "items", "values", "keys") and not node.args:
+            base = self.r.qualify(node.func.value, self.env)
+            if base is not None and base.endswith(".__dict__") \
+                    and base[: -len(".__dict__")] in cat.DANGEROUS_MODULES:
+                self.emit(NAMESPACE, node, f"iterates over {base}")
+
+    def _command(self, node: ast.Call) -> str:
+        cmd = " ".join(self.r.fold(a, self.env) or UNKNOWN for a in node.args[:8]
+                       if not isinstance(a, (ast.List, ast.Tuple)))
+        for a in node.args[:1]:
+            if isinstance(a, (ast.List, ast.Tuple)):
+                cmd += " " + " ".join(self.r.fold(e, self.env) or UNKNOWN for e in a.elts[:32])
+            elif not isinstance(a, (ast.Constant, ast.JoinedStr, ast.BinOp)):
+                items = self.r.fold_items(a, self.env)
+                if items is not None:
+                    cmd = " ".join(items)
+        for k in node.keywords:
+            if k.arg in ("args", "cmd", "command"):
+                cmd += " " + (self.r.fold(k.value, self.env) or " ".join(
+                    self.r.fold_items(k.value, self.env) or [UNKNOWN]))
+        return cmd.strip()
+
+    def _process(self, node: ast.Call, q: str) -> None:
+        cmd = self._command(node)
+        if q.startswith(cat.PROCESS_MODULES):
+            cmd = f"{q.split('.')[-1]} {cmd}"
+        if cat.SHELL_PAYLOAD.search(cmd):
+            self.emit(SHELL_PAYLOAD, node, f"{q}({short(cmd)})")
+            return
+        if cat.PERSISTENCE_COMMAND.search(cmd) or cat.RUN_KEY.search(cmd):
+            self.emit(PERSISTENCE, node, f"{q}({short(cmd)}) installs persistence or turns "
+                      "off defences")
+        low = cmd.lower()
+        if any(w in low.split() for w in ("pbpaste", "xclip", "xsel", "screencapture",
+                                          "scrot", "import -window")):
+            self.emit(STEALER, node, f"{q}({short(cmd, 60)}) reads the clipboard or screen")
+        self.emit(PROCESS, node, f"{q}({short(cmd, 60)})")
+
+    def _exec_call(self, node: ast.Call, q: str) -> None:
+        source = self._arg(node, 0, "source")
+        payload = self._payload(source) if source is not None else None
+        text = self.r.fold(source, self.env) if source is not None else None
+        if payload:
+            self.emit(EXEC_PAYLOAD, node, f"{q}() runs {payload} code")
+        elif text is not None and UNKNOWN not in text:
+            self.emit(DYN_EXEC, node, f"{q}() of a constant string (analysed as code)")
+        else:
+            read = self._file_read(source) if source is not None else None
+            if read is not None:
+                self.emit(EXEC_FILE, node, f"{q}() of the contents of {short(read)}")
+            else:
+                self.emit(DYN_EXEC, node, f"{q}() of code that is not a constant")
+        if text is not None and UNKNOWN not in text and q not in ("types.FunctionType",
+                                                                  "types.CodeType"):
+            self._analyse_exec_source(text, node)
+
+    def _file_read(self, expr: ast.expr) -> str | None:
+        """The path whose contents ``expr`` is: ``open(p).read()``, ``f.read()`` of a
+        ``with open(p) as f``, ``Path(p).read_text()``, ``compile(that, ...)``."""
+        for _ in range(4):
+            if isinstance(expr, ast.Name):
+                found, value = self.r.lookup(expr.id, self.env)
+                if not found or value is None:
+                    return None
+                expr = value
+                continue
+            if not isinstance(expr, ast.Call):
+                return None
+            q = self.r.qualify(expr.func, self.env)
+            if q == "compile" and expr.args:
+                expr = expr.args[0]
+                continue
+            f = expr.func
+            if isinstance(f, ast.Attribute) and f.attr in ("read", "read_text", "read_bytes"):
+                inner = f.value
+                if isinstance(inner, ast.Name):
+                    found, value = self.r.lookup(inner.id, self.env)
+                    inner = value if found and value is not None else inner
+                if isinstance(inner, ast.Call):
+                    iq = self.r.qualify(inner.func, self.env)
+                    if iq in cat.OPENERS or iq in ("pathlib.Path", "pathlib.PurePath") \
+                            or (isinstance(inner.func, ast.Attribute)
+                                and inner.func.attr == "open"):
+                        arg = inner.args[0] if inner.args else (
+                            inner.func.value if isinstance(inner.func, ast.Attribute) else None)
+                        path = self.r.fold(arg, self.env) if arg is not None else None
+                        return path or UNKNOWN
+            return None
+        return None
+
+    def _analyse_exec_source(self, text: str, node: ast.Call) -> None:
+        if self.exec_depth >= MAX_EXEC_DEPTH or len(text) > MAX_EXEC_SOURCE:
+            return
+        try:
+            sub = ast.parse(text)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            try:
+                sub = ast.parse(text, mode="eval")  # type: ignore[assignment]
+                sub = ast.Module(body=[ast.Expr(sub.body)], type_ignores=[])  # type: ignore
+            except (SyntaxError, ValueError, RecursionError, MemoryError):
+                return
+        at = (self._at[0], self._at[1]) if self._at else (node.lineno, node.col_offset + 1)
+        inner = Collector(sub, self.r.child(sub), exec_depth=self.exec_depth + 1,
+                          at=(at[0], at[1], self.scope))
+        inner.run()
+        for e in inner.events:
+            key = (e.kind, e.line, e.scope)
+            if key not in self._seen and len(self.events) < MAX_EVENTS:
+                self._seen.add(key)
+                self.events.append(e)
+        # code exec'd here runs here: its calls, edges and imports belong to this scope
+        for targets in inner.calls.values():
+            self.calls[self.scope] |= targets
+        for targets in inner._raw_edges.values():
+            self._raw_edges[self.scope] |= targets
+        for mods in inner.imports.values():
+            self.imports[self.scope] |= mods
+
+    def _constant_bytes(self, expr: ast.expr) -> bytes | None:
+        """Bytes a deserialiser receives when they are constant (or decode to a constant):
+        ``b"..."``, ``base64.b64decode("...")``, ``io.BytesIO(b"...")``."""
+        if isinstance(expr, ast.Call) and self.r.qualify(expr.func, self.env) in (
+                "io.BytesIO", "io.BufferedReader") and expr.args:
+            expr = expr.args[0]
+        text = self.r.fold(expr, self.env)
+        if text is None or UNKNOWN in text or len(text) < 2:
+            return None
+        try:
+            return text.encode("latin-1")
+        except UnicodeEncodeError:
+            return text.encode("utf-8")
+
+    def _marshal_blob(self, expr: ast.expr, node: ast.Call) -> None:
+        blob = self._constant_bytes(expr)
+        if blob is None:
+            return
+        names = marshal_names(blob)
+        if names is None:
+            self.emit(PACKED, node, f"marshal.loads() of {len(blob)} constant bytes that do "
+                      "not decode as a code object: packed code that cannot be read")
+            return
+        hits = sorted(n for n in names if n in _MARSHAL_DANGER)[:8]
+        detail = f"marshal.loads() of a packed code object using {', '.join(hits)}" if hits \
+            else "marshal.loads() of a packed code object"
+        self.emit(EXEC_PAYLOAD if hits else UNMARSHAL, node, detail)
 
     def _method_call(self, node: ast.Call, method: str) -> None:
         assert isinstance(node.func, ast.Attribute)
@@ -453,6 +743,10 @@ class Collector(ast.NodeVisitor):
         kind = classify_path(path)
         if kind is not None:
             self.emit(kind, node, f"{api} writes {short(path)}")
+        if api not in ("os.makedirs", "os.mkdir", "Path.mkdir", "os.remove", "os.unlink",
+                       "os.rmdir", "shutil.rmtree", "Path.unlink", "Path.rmdir") and \
+                cat.normalise_path(path).endswith(cat.EXECUTABLE_SUFFIXES[:12]):
+            self.emit(DROP, node, f"{api} writes the executable file {short(path)}")
 
     def _payload(self, expr: ast.AST, depth: int = 0) -> str | None:
         """What makes ``expr`` a payload: decoded, unmarshalled or downloaded content."""
