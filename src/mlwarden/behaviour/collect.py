@@ -61,6 +61,7 @@ LIBC = "libc"  # ctypes reaching libc or the Python C API
 NESTED_PICKLE = "nested-pickle"  # a deserialiser of constant bytes (payload in Event.data)
 OBFUSCATED_NAME = "obfuscated-name"  # identifiers that NFKC folds to another name
 EXEC_FILE = "exec-file"  # exec of a file's contents (setup.py reading its version file)
+OBFUSCATED_CALL = "obfuscated-call"  # a process/exec callable reached through computed names
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,36 @@ _MARSHAL_DANGER = frozenset({
 })
 _SPECIAL_ATTRS = frozenset({"__dict__", "builtins", "__subclasses__", "__globals__", "f_globals",
                             "f_builtins"})
+
+
+_REFLECT = frozenset({"getattr", "__import__", "vars", "globals", "locals", "import_module",
+                      "methodcaller", "attrgetter", "__getattribute__", "resolve_name"})
+
+
+def _obfuscated(func: ast.expr) -> bool:
+    """A call target spelled through namespaces and computed strings rather than named:
+    ``os.__dict__['sys'+'tem']``, ``vars(__builtins__)[...]``, ``getattr(os, 'sy'+'stem')``,
+    ``__getattribute__``, ``globals()[...]``."""
+    for sub in ast.walk(func):
+        if isinstance(sub, ast.Subscript):
+            return True
+        if isinstance(sub, ast.Attribute) and sub.attr in ("__getattribute__", "__dict__"):
+            return True
+        if isinstance(sub, ast.Call):
+            f = sub.func
+            name = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(
+                f, ast.Name) else ""
+            if name in _REFLECT and any(not isinstance(a, ast.Constant) for a in sub.args[1:]
+                                        if name == "getattr") | any(
+                    not isinstance(a, ast.Constant) for a in sub.args[:1]
+                    if name in ("__import__", "import_module")):
+                return True
+            if name in ("vars", "globals", "locals", "methodcaller", "attrgetter",
+                        "resolve_name"):
+                return True
+        if isinstance(sub, ast.Name) and sub.id == "__builtins__":
+            return True
+    return False
 
 
 def _is_release_check(test: ast.expr) -> bool:
@@ -414,6 +445,13 @@ class Collector(ast.NodeVisitor):
     def visit_Return(self, node: ast.Return) -> None:
         if node.value is not None:
             self._strings(node.value)
+            if self.scope.rsplit(".", 1)[-1] in ("__reduce__", "__reduce_ex__") \
+                    and isinstance(node.value, ast.Tuple) and node.value.elts:
+                q = self.r.qualify(node.value.elts[0], self.env)
+                if q in cat.PROCESS or q in cat.DYNAMIC_EXEC or q in cat.IMPORTERS:
+                    kind = PROCESS if q in cat.PROCESS else DYN_EXEC
+                    self.emit(kind, node, f"__reduce__ returns {q}: unpickling the object "
+                              f"calls {q}")
         self.generic_visit(node)
 
     # ------------------------------------------------------------------ calls
@@ -422,9 +460,19 @@ class Collector(ast.NodeVisitor):
         if isinstance(node.func, ast.Lambda):
             self._immediate_lambdas.add(id(node.func))
         q = self.r.qualify(node.func, self.env)
+        if q == "operator.methodcaller()" and isinstance(node.func, ast.Call) \
+                and node.func.args and node.args:  # methodcaller("system", c)(os) calls os.system
+            base = self.r.qualify(node.args[0], self.env)
+            name = self.r.fold(node.func.args[0], self.env)
+            if base and name and UNKNOWN not in name:
+                q = f"{base}.{name}"
         if q is not None:
             self.calls[self.scope].add(q)
             self._classify_call(node, q)
+            if (q in cat.PROCESS or q in cat.DYNAMIC_EXEC or q in cat.IMPORTERS) \
+                    and _obfuscated(node.func):
+                self.emit(OBFUSCATED_CALL, node, f"{q}() reached through computed names "
+                          f"({short(ast.unparse(node.func), 60)})")
         else:  # a container item or loop variable: every callable it may be
             if isinstance(node.func, ast.Attribute):
                 self._method_call(node, node.func.attr)
@@ -511,6 +559,12 @@ class Collector(ast.NodeVisitor):
                           "(system, exec and raw memory)")
             else:
                 self.emit(NATIVE, node, f"{q}() loads or builds native code")
+        elif q in ("urllib.request.urlretrieve", "urllib.urlretrieve", "wget.download"):
+            self.emit(NETWORK, node, f"{q}() downloads a file")
+            dest = self._arg(node, 1, "filename" if q != "wget.download" else "out")
+            path = self.r.fold(dest, self.env) if dest is not None else None
+            if path and cat.normalise_path(path).endswith(cat.EXECUTABLE_SUFFIXES):
+                self.emit(DROP, node, f"{q}() downloads an executable to {short(path)}")
         elif cat.is_network_call(q):
             inner = node.func.value if isinstance(node.func, ast.Attribute) else None
             if isinstance(inner, ast.Call):
@@ -528,12 +582,6 @@ class Collector(ast.NodeVisitor):
             self.emit(NETWORK, node, detail)
         elif q in cat.RECON:
             self.emit(RECON, node, f"{q}()")
-        elif q in ("urllib.request.urlretrieve", "urllib.urlretrieve", "wget.download"):
-            self.emit(NETWORK, node, f"{q}() downloads a file")
-            dest = self._arg(node, 1, "filename" if q != "wget.download" else "out")
-            path = self.r.fold(dest, self.env) if dest is not None else None
-            if path and cat.normalise_path(path).endswith(cat.EXECUTABLE_SUFFIXES):
-                self.emit(DROP, node, f"{q}() downloads an executable to {short(path)}")
         elif q in cat.OPENERS:
             mode = self._arg(node, 1, "mode")
             mode_s = self.r.fold(mode, self.env) if mode is not None else "r"
@@ -759,12 +807,18 @@ class Collector(ast.NodeVisitor):
                     return "unmarshalled" if q == "marshal.loads" else f"decoded ({q})"
                 if q is not None and cat.is_network_call(q):
                     return f"downloaded ({q})"
+                if q == "chr" or (q == "map" and sub.args
+                                   and self.r.qualify(sub.args[0], self.env) == "chr"):
+                    return "decoded (chr)"
                 if isinstance(sub.func, ast.Attribute) and sub.func.attr == "decode" \
                         and sub.args:
                     enc = self.r.fold(sub.args[0], self.env) or ""
                     if enc.lower().replace("-", "_") in ("rot13", "rot_13", "hex", "base64",
                                                          "zlib", "bz2", "uu"):
                         return f"decoded ({enc})"
+            elif isinstance(sub, ast.Subscript) and isinstance(sub.slice, ast.Slice) \
+                    and isinstance(sub.slice.step, ast.UnaryOp):
+                return "reversed"
             elif isinstance(sub, ast.Name):
                 found, value = self.r.lookup(sub.id, self.env)
                 if found and value is not None and value is not expr:

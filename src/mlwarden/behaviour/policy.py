@@ -62,6 +62,8 @@ TABLE: dict[str, tuple[_R, _R, _R, _R]] = {
     c.LIBC: (R.LOAD_NATIVE, R.NATIVE, R.NATIVE, None),
     c.OBFUSCATED_NAME: (R.OBFUSCATED, R.OBFUSCATED, R.OBFUSCATED, R.OBFUSCATED),
     c.NETWORK_IMPORT: (R.NETWORK_MODULE, R.NETWORK_MODULE, None, None),
+    c.OBFUSCATED_CALL: (R.OBFUSCATED_CALL, R.OBFUSCATED_CALL, R.OBFUSCATED_CALL,
+                        R.OBFUSCATED_CALL),
 }
 _SENSITIVE = (c.SECRET, c.RECON)
 # First word of commands that are ordinary build and release steps in setup.py.
@@ -161,6 +163,13 @@ def judge(program: Program, roots: Iterable[Root], profile: str) -> list[Verdict
                 emit(R.EXFILTRATION, key, f"{net.detail} {where(key, net)}; the same "
                      f"{root.phase}-time code {sev.detail} ({loc})", net)
                 handled.add(id(net))
+        runs = events_in(reached, (c.NATIVE, c.LIBC, c.PROCESS))
+        if runs and not nets:
+            for key, x in events_in(reached, (c.DROP,)):
+                if id(x) not in handled:
+                    emit(R.DROPPER, key, f"{x.detail} {where(key, x)}, with {runs[0][1].detail} "
+                         f"(line {runs[0][1].line})", x)
+                    handled.add(id(x))
         if nets:
             for kinds, rule in (((c.ENDPOINT,), R.EXFIL_ENDPOINT), ((c.DROP,), R.DROPPER)):
                 for key, x in events_in(reached, kinds):
@@ -256,12 +265,13 @@ def judge(program: Program, roots: Iterable[Root], profile: str) -> list[Verdict
             if e.kind == c.PROCESS and pkg and phase == "install" and _build_step(e.detail):
                 emit(R.BUILD_STEP, key, f"{e.detail} {where(key, e)}", e)
                 continue
-            if e.kind == c.DYN_EXEC and pkg and phase == "import":
+            if e.kind == c.DYN_EXEC and pkg and phase in ("import", "install"):
                 continue  # six.exec_ and compatibility shims; payloads are EXEC_PAYLOAD
             row = TABLE.get(e.kind)
             if row is None:
                 continue
-            chosen = (row[2] if run else row[3]) if pkg else (row[0] if run else row[1])
+            strict = not pkg or phase == "startup"  # .pth code: the allowlist stance too
+            chosen = (row[0] if run else row[1]) if strict else (row[2] if run else row[3])
             if chosen is not None:
                 emit(chosen, key, f"{e.detail} {where(key, e)}", e)
     for rid, total in counts.items():

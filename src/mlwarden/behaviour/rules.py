@@ -211,3 +211,10 @@ EXEC_FILE = rule(
     "code-exec-file", _C, Severity.INFO, "Executes the contents of a file of the package",
     "exec(open('pkg/version.py').read()) and friends in setup.py: the file is analysed as "
     "install-time code in its own right when it is in the package.")
+OBFUSCATED_CALL = rule(
+    "code-obfuscated-call", _M, Severity.CRITICAL,
+    "Hides a process or exec call behind computed names",
+    "os.__dict__['start'+'file'], os.__getattribute__('sys'+'tem'), vars(__builtins__)"
+    "['ex'+'ec'], globals()['\\x65val'], operator.methodcaller('system', ...)(os), getattr "
+    "with a built name: the call is resolved anyway, and only code that hides what it runs "
+    "is written like this. Reference: GuardDog api-obfuscation; issue 17's labelled cases.")
