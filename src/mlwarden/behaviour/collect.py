@@ -113,7 +113,11 @@ def _obfuscated(func: ast.expr) -> bool:
     ``__getattribute__``, ``globals()[...]``."""
     for sub in ast.walk(func):
         if isinstance(sub, ast.Subscript):
-            return True
+            base = ast.unparse(sub.value)
+            if not isinstance(sub.slice, ast.Constant) or any(
+                    w in base for w in ("__dict__", "vars(", "globals(", "locals(",
+                                        "__builtins__", "sys.modules", "builtins")):
+                return True
         if isinstance(sub, ast.Attribute) and sub.attr in ("__getattribute__", "__dict__"):
             return True
         if isinstance(sub, ast.Call):
@@ -415,7 +419,9 @@ class Collector(ast.NodeVisitor):
         if host:
             self.emit(METADATA, node, f"cloud metadata address {host} in {short(text)}")
         low = cat.normalise_path(text)
-        if cat.CREDENTIAL_PATH.search(low):
+        # a bare file name ('.netrc' in a list of names to look for) is not a path read
+        if cat.CREDENTIAL_PATH.search(low) and ("/" in low or "id_rsa" in low
+                                                 or "id_ed25519" in low or UNKNOWN in low):
             self.emit(SECRET, node, f"credential file path {short(text)}")
         target = cat.stealer_target(text)
         if target is not None:

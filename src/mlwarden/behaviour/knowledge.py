@@ -273,6 +273,32 @@ def metadata_host_in(text: str) -> str | None:
     return None
 
 
+# Calls into a network library that do I/O: a verb, or building a client/connection.
+# (urllib3.util.make_headers, requests.structures.LookupDict, inject_into_urllib3 do not.)
+NETWORK_VERBS = frozenset({
+    "get", "post", "put", "patch", "delete", "head", "options", "request", "urlopen",
+    "urlretrieve", "send", "sendall", "sendto", "sendmsg", "connect", "connect_ex", "stream",
+    "fetch", "sendmail", "send_message", "login", "retrbinary", "retrlines", "storbinary",
+    "storlines", "exec_command", "open_connection", "start_server", "resolve", "query",
+    "create_connection", "urlopen", "request_encode_url", "request_encode_body",
+    "connection_from_url", "ws_connect", "run_forever", "open_sftp", "putfo", "getfo",
+})
+NETWORK_CLIENTS = frozenset({
+    "requests.Session", "requests.session", "httpx.Client", "httpx.AsyncClient",
+    "aiohttp.ClientSession", "aiohttp.TCPConnector", "urllib3.PoolManager",
+    "urllib3.ProxyManager", "urllib3.HTTPConnectionPool", "urllib3.HTTPSConnectionPool",
+    "urllib3.connectionpool.HTTPConnectionPool", "http.client.HTTPConnection",
+    "http.client.HTTPSConnection", "httplib.HTTPConnection", "httplib.HTTPSConnection",
+    "ftplib.FTP", "ftplib.FTP_TLS", "smtplib.SMTP", "smtplib.SMTP_SSL", "smtplib.LMTP",
+    "poplib.POP3", "poplib.POP3_SSL", "imaplib.IMAP4", "imaplib.IMAP4_SSL",
+    "nntplib.NNTP", "telnetlib.Telnet", "paramiko.SSHClient", "paramiko.Transport",
+    "websocket.WebSocket", "websocket.WebSocketApp", "websocket.create_connection",
+    "websockets.connect", "xmlrpc.client.ServerProxy", "pycurl.Curl",
+    "urllib.request.build_opener", "urllib.request.Request", "urllib2.Request",
+    "tornado.httpclient.HTTPClient", "tornado.httpclient.AsyncHTTPClient",
+})
+
+
 def is_network_call(q: str) -> bool:
     last = q.rsplit(".", 1)[-1]
     if ".exceptions" in q or last.endswith(("Error", "Exception", "Warning")):
@@ -281,7 +307,14 @@ def is_network_call(q: str) -> bool:
         return True
     if HUB_UPLOAD.search(q):
         return True
-    return any(q == m or q.startswith(m + ".") or q.startswith(m + "(") for m in NETWORK_MODULES)
+    if not any(q == m or q.startswith(m + ".") or q.startswith(m + "(")
+               for m in NETWORK_MODULES):
+        return False
+    bare = q.replace("()", "")
+    if bare in NETWORK_CLIENTS or last in NETWORK_VERBS:
+        return True
+    # a method of a client: requests.Session().get, urllib3.PoolManager().request
+    return any(bare.startswith(cl + ".") for cl in NETWORK_CLIENTS) and last in NETWORK_VERBS
 
 
 def is_network_module(module: str) -> bool:
