@@ -280,7 +280,7 @@ NETWORK_VERBS = frozenset({
     "urlretrieve", "send", "sendall", "sendto", "sendmsg", "connect", "connect_ex", "stream",
     "fetch", "sendmail", "send_message", "login", "retrbinary", "retrlines", "storbinary",
     "storlines", "exec_command", "open_connection", "start_server", "resolve", "query",
-    "create_connection", "urlopen", "request_encode_url", "request_encode_body",
+    "create_connection", "request_encode_url", "request_encode_body",
     "connection_from_url", "ws_connect", "run_forever", "open_sftp", "putfo", "getfo",
 })
 NETWORK_CLIENTS = frozenset({
