@@ -383,6 +383,12 @@ class Collector(ast.NodeVisitor):
                           "screen capture API)")
         self.generic_visit(node)
 
+    def _own(self, q: str) -> bool:
+        """A call into the analysed package's own modules (aiohttp calling aiohttp.*): the
+        program's call graph follows it; its name alone says nothing."""
+        mod = self.r.module
+        return mod is not None and q.split(".", 1)[0] == mod.split(".", 1)[0]
+
     def _uses_ctypes(self) -> bool:
         return self.r.uses_ctypes
 
@@ -571,7 +577,7 @@ class Collector(ast.NodeVisitor):
             path = self.r.fold(dest, self.env) if dest is not None else None
             if path and cat.normalise_path(path).endswith(cat.EXECUTABLE_SUFFIXES):
                 self.emit(DROP, node, f"{q}() downloads an executable to {short(path)}")
-        elif cat.is_network_call(q):
+        elif cat.is_network_call(q) and not self._own(q):
             inner = node.func.value if isinstance(node.func, ast.Attribute) else None
             if isinstance(inner, ast.Call):
                 iq = self.r.qualify(inner.func, self.env)

@@ -311,10 +311,13 @@ def is_network_call(q: str) -> bool:
                for m in NETWORK_MODULES):
         return False
     bare = q.replace("()", "")
-    if bare in NETWORK_CLIENTS or last in NETWORK_VERBS:
+    if bare in NETWORK_CLIENTS:
         return True
-    # a method of a client: requests.Session().get, urllib3.PoolManager().request
-    return any(bare.startswith(cl + ".") for cl in NETWORK_CLIENTS) and last in NETWORK_VERBS
+    if last not in NETWORK_VERBS:
+        return False
+    if "()" in q:  # a method of a client: requests.Session().get, PoolManager().request
+        return any(bare.startswith(cl + ".") for cl in NETWORK_CLIENTS)
+    return bare.count(".") <= 3  # requests.get, urllib.request.urlopen, requests.api.post
 
 
 def is_network_module(module: str) -> bool:

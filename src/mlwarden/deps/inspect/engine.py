@@ -29,6 +29,7 @@ from mlwarden.scan.remote_code import nested_pickle_findings
 
 MAX_MEMBERS = 50_000
 MAX_FILE = 2 << 20
+HEAD = 4096  # bytes of a non-code member probed for native code
 MAX_TOTAL = 512 << 20  # bytes read (or streamed past) per target
 _SKIP_PARTS = {"tests", "test", "testing", "docs", "doc", "examples", "example", "benchmarks",
                ".git", "__pycache__", ".tox", ".venv", "venv", "node_modules"}
@@ -46,6 +47,7 @@ class SourceError(Exception):
 class Member:
     path: str  # relative, posix
     read: Callable[[], bytes]
+    head: Callable[[], bytes] | None = None  # first 4 KiB (binary probe of non-code members)
 
 
 # ----------------------------------------------------------------------------- readers
@@ -74,7 +76,11 @@ def zip_members(path: Path) -> Iterator[Member]:
             with zf.open(info) as fh:
                 return _bounded(fh.read(MAX_FILE + 1), info.filename)
 
-        yield Member(info.filename, read)
+        def head(info: zipfile.ZipInfo = info) -> bytes:
+            with zf.open(info) as fh:
+                return fh.read(HEAD)
+
+        yield Member(info.filename, read, head)
 
 
 def tar_members(path: Path, wanted: Callable[[str], bool]) -> Iterator[Member]:
@@ -92,12 +98,13 @@ def tar_members(path: Path, wanted: Callable[[str], bool]) -> Iterator[Member]:
                                    f"{MAX_TOTAL} bytes")
             if not m.isfile() or not wanted(m.name):
                 continue
-            if m.size > MAX_FILE:
+            code = is_code(m.name)
+            if code and m.size > MAX_FILE:
                 data: bytes | SourceError = SourceError(
                     f"{m.name}: larger than {MAX_FILE} bytes")
             else:
                 fh = tf.extractfile(m)
-                data = fh.read(MAX_FILE + 1) if fh else b""
+                data = (fh.read(MAX_FILE + 1) if code else fh.read(HEAD)) if fh else b""
 
             def read(data: bytes | SourceError = data) -> bytes:
                 if isinstance(data, SourceError):
@@ -123,13 +130,19 @@ def dir_members(root: Path) -> Iterator[Member]:
             full = Path(dirpath, fname)
             rel = full.relative_to(root).as_posix()
 
-            def read(full: Path = full, rel: str = rel) -> bytes:
+            def read(full: Path = full, rel: str = rel, n: int | None = None) -> bytes:
                 if full.is_symlink() or not full.is_file():
                     raise SourceError(f"{rel}: not a regular file")
+                if n is not None:
+                    with full.open("rb") as fh:
+                        return fh.read(n)
                 with full.open("rb") as fh:
                     return _bounded(fh.read(MAX_FILE + 1), rel)
 
-            yield Member(rel, read)
+            def head(read: Callable[..., bytes] = read) -> bytes:
+                return read(n=HEAD)
+
+            yield Member(rel, read, head)
 
 
 def _strip_root(names: list[str]) -> str:
@@ -208,6 +221,20 @@ class _Inspection:
         parts = PurePosixPath(rel).parts
         return self.strip_tests and any(p in _SKIP_PARTS for p in parts[:-1])
 
+    def _in_package(self, rel: str) -> bool:
+        """Installed code of an sdist or tree: top-level modules and files inside package
+        directories (a directory with an __init__.py). Helper scripts under tools/, ci/,
+        scripts/ are analysed only when analysed code imports them."""
+        if not self.strip_tests:
+            return True  # wheels and installed distributions hold installed code only
+        parts = PurePosixPath(rel).parts
+        if len(parts) == 1 or (len(parts) == 2 and parts[0] in ("src", "lib")):
+            return True
+        start = 1 if parts[0] in ("src", "lib", "python") else 0
+        return "/".join(parts[: start + 1]) + "/__init__.py" in self.init_files
+
+    init_files: set[str]
+
     def add(self, rel: str, data: bytes) -> None:
         self.members.append(rel)
         name = PurePosixPath(rel).name
@@ -230,8 +257,8 @@ class _Inspection:
             mod = module_name(rel)
             if mod is None:
                 return
-            if self.skipped(rel) or name == "__main__.py" or name in ("conftest.py",
-                                                                         "noxfile.py"):
+            if self.skipped(rel) or name == "__main__.py" or name in (
+                    "conftest.py", "noxfile.py") or not self._in_package(rel):
                 if self.pending_bytes + len(data) <= MAX_PENDING:
                     self.pending[mod[0]] = (rel, data, mod[1])
                     self.pending_bytes += len(data)
@@ -425,14 +452,15 @@ def _analyse(label: str, fmt: str, members: Iterator[Member], strip_tests: bool,
              prefix: str = "") -> FileResult:
     ins = _Inspection(strip_tests)
     ins._late_roots = []
+    ins.init_files = set()
     ins.pure = fmt == "wheel" and label.endswith("-none-any.whl")
     try:
-        for m in members:
+        for m in _with_init_files(members, ins.init_files, prefix):
             rel = m.path[len(prefix):] if prefix and m.path.startswith(prefix) else m.path
             if not wanted_member(rel):
                 continue
             try:
-                data = m.read()
+                data = m.read() if is_code(rel) or m.head is None else m.head()
             except SourceError as exc:
                 ins.findings.append(R.UNREADABLE.finding(str(exc), Location(member=rel)))
                 continue
@@ -448,6 +476,21 @@ def _analyse(label: str, fmt: str, members: Iterator[Member], strip_tests: bool,
         findings = (R.NOTHING.finding("no setup.py, .pth or Python module found"),)
     return FileResult(label, fmt, Verdict.worst(f.verdict for f in findings), None, None,
                       findings)
+
+
+def _with_init_files(members: Iterator[Member], out: set[str],
+                     prefix: str) -> Iterator[Member]:
+    """Members, with every package ``__init__.py`` path collected first (so that modules
+    can be told from helper scripts whatever the archive order)."""
+    items = list(members)
+    out.update(m.path[len(prefix):] if prefix and m.path.startswith(prefix) else m.path
+               for m in items if m.path.endswith("/__init__.py"))
+    return iter(items)
+
+
+def is_code(rel: str) -> bool:
+    """Members read whole (bounded by MAX_FILE); of the others only a 4 KiB head is read."""
+    return rel.lower().endswith((".py", ".pth", ".toml"))
 
 
 def wanted_member(rel: str) -> bool:
