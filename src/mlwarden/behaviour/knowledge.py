@@ -78,8 +78,8 @@ EVAL_DISGUISE = frozenset({
 # unknown name reaches system/exec without naming them.
 DANGEROUS_MODULES = frozenset({
     "builtins", "os", "subprocess", "pty", "socket", "ctypes", "shutil", "importlib",
-    "runpy", "code", "codeop", "marshal", "pickle", "commands", "posix", "nt", "platform",
-    "sys", "multiprocessing", "asyncio.subprocess", "webbrowser", "operator",
+    "runpy", "code", "codeop", "marshal", "pickle", "commands", "posix", "nt",
+    "asyncio.subprocess", "webbrowser",
 })
 # Loading the C library (or the Python C API) reaches system(), exec and memory directly.
 LIBC_NAMES = re.compile(r"(^|/)(libc|msvcrt|ucrtbase|libSystem|libpython|python3)[\w.\-]*$"
@@ -131,7 +131,7 @@ STEALER_PATH = re.compile(
 # Token formats infostealers grep for (Discord tokens, mfa tokens, Chrome's encrypted key).
 STEALER_TOKEN_PATTERN = re.compile(
     r"\[\\w-\]\{24(,26)?\}\\\.\[\\w-\]\{6\}\\\.\[\\w-\]\{2[57]|mfa\\\.\[\\w-\]\{84\}"
-    r"|dQw4w9WgXcQ:|encrypted_key|os_crypt"
+    r"|dQw4w9WgXcQ:"
 )
 # Commands that install persistence or turn off defences.
 PERSISTENCE_COMMAND = re.compile(
@@ -234,7 +234,7 @@ AGENT_MEMORY_PATH = re.compile(
     r"|(^|[/~{}])\.(claude|cursor/rules|gemini|codex|windsurf|continue)(/|$)"
 )
 PERSISTENCE_PATH = re.compile(
-    r"(site|dist)-packages(/|$)|\.pth$|(^|/)(sitecustomize|usercustomize)\.py$"
+    r"(site|dist)-packages(/|$)|^[/~].*\.pth$|(^|/)(sitecustomize|usercustomize)\.py$"
     r"|crontab|/etc/cron|/var/spool/cron|(^|[/~{}])\.(bashrc|bash_profile|bash_login|profile"
     r"|zshrc|zshenv|zprofile|zlogin|cshrc|tcshrc)$|config\.fish$|\.ssh/authorized_keys"
     r"|\.config/autostart|\.config/systemd|/etc/systemd|/etc/rc\.local|/etc/profile"

@@ -39,7 +39,7 @@ MODEL, PACKAGE = "model", "package"
 # kind -> (model at run time, model in a function, package at run time, package in a function)
 _R = Rule | None
 TABLE: dict[str, tuple[_R, _R, _R, _R]] = {
-    c.SECRET: (R.SECRET_READ, R.SECRET_READ, R.SECRET_READ, None),
+    c.SECRET: (R.SECRET_READ, R.SECRET_READ, None, None),  # packages: with a send only
     c.PROCESS: (R.IMPORT_PROCESS, R.PROCESS, R.PROCESS, None),
     c.SHELL_PAYLOAD: (R.SHELL_PAYLOAD, R.SHELL_PAYLOAD, R.SHELL_PAYLOAD, R.SHELL_PAYLOAD),
     c.NATIVE: (R.NATIVE, R.NATIVE, None, None),
@@ -47,7 +47,7 @@ TABLE: dict[str, tuple[_R, _R, _R, _R]] = {
     c.EXEC_PAYLOAD: (R.EXEC_PAYLOAD, R.EXEC_PAYLOAD, R.EXEC_PAYLOAD, R.EXEC_PAYLOAD),
     c.EXEC_FILE: (R.LOAD_EXEC, R.DYNAMIC_EXEC, R.EXEC_FILE, None),
     c.DYN_IMPORT: (R.DYNAMIC_IMPORT, R.DYNAMIC_IMPORT, None, None),
-    c.BUILTINS: (R.BUILTINS_ACCESS, R.BUILTINS_ACCESS, R.BUILTINS_ACCESS, None),
+    c.BUILTINS: (R.BUILTINS_ACCESS, R.BUILTINS_ACCESS, None, None),
     c.UNMARSHAL: (R.UNMARSHAL, R.UNMARSHAL, R.UNMARSHAL, None),
     c.WRITE_OUTSIDE: (R.WRITE_OUTSIDE, R.WRITE_OUTSIDE, R.WRITE_OUTSIDE, None),
     c.PERSISTENCE: (R.PERSISTENCE_WRITE, R.PERSISTENCE_WRITE, R.PERSISTENCE_WRITE, None),
@@ -58,7 +58,7 @@ TABLE: dict[str, tuple[_R, _R, _R, _R]] = {
     c.PACKED: (R.PACKED, R.PACKED, R.PACKED, R.PACKED),
     c.DISPATCH: (R.LOAD_DISPATCH, R.STRING_DISPATCH, None, None),
     c.EVAL_DISGUISE: (R.LOAD_EXEC, R.EVAL_DISGUISE, None, None),
-    c.NAMESPACE: (R.LOAD_DISPATCH, R.NAMESPACE_WALK, R.NAMESPACE_WALK, None),
+    c.NAMESPACE: (R.LOAD_DISPATCH, R.NAMESPACE_WALK, None, None),
     c.LIBC: (R.LOAD_NATIVE, R.NATIVE, R.NATIVE, None),
     c.OBFUSCATED_NAME: (R.OBFUSCATED, R.OBFUSCATED, R.OBFUSCATED, R.OBFUSCATED),
     c.NETWORK_IMPORT: (R.NETWORK_MODULE, R.NETWORK_MODULE, None, None),
@@ -66,6 +66,8 @@ TABLE: dict[str, tuple[_R, _R, _R, _R]] = {
                         R.OBFUSCATED_CALL),
 }
 _SENSITIVE = (c.SECRET, c.RECON)
+_COMBINING = frozenset({c.NETWORK, c.STEALER, c.ENDPOINT, c.DROP, c.METADATA, c.SECRET,
+                        c.RECON})
 # First word of commands that are ordinary build and release steps in setup.py.
 BUILD_TOOLS = frozenset({
     "cmake", "make", "gmake", "ninja", "meson", "pkg-config", "pkgconf", "git", "hg", "gcc",
@@ -105,17 +107,36 @@ def judge(program: Program, roots: Iterable[Root], profile: str) -> list[Verdict
     for key, m in program.modules.items():
         for e in m.events:
             by_node[(key, e.scope)].append(e)
-    # Phase of every node some root reaches: the first root (by phase order) wins.
+    # Phase of every node some root reaches: the first root (by phase order) wins; one
+    # breadth-first pass per phase from all of its roots.
     phase_of: dict[Node, tuple[Root, Node]] = {}
+    for phase in PHASES:
+        queue = [r for r in roots if r.phase == phase]
+        frontier = [(r.node, r) for r in queue]
+        seen: set[Node] = set()
+        while frontier:
+            nxt: list[tuple[Node, Root]] = []
+            for node, root in frontier:
+                if node in seen:
+                    continue
+                seen.add(node)
+                phase_of.setdefault(node, (root, node))
+                nxt.extend((t, root) for t in program.successors(node) if t not in seen)
+            frontier = nxt
+    # Combinations need a root's whole closure; compute it only for roots whose reachable
+    # event kinds can combine (kinds per node come from one linear SCC pass).
+    kinds_of = {n: frozenset(e.kind for e in evs) for n, evs in by_node.items()}
+    reach_kinds = program.reach_kinds([r.node for r in roots], kinds_of)
     closures: list[tuple[Root, set[Node]]] = []
     import_nodes: dict[str, set[Node]] = {}  # module -> its import-time closure
     for root in roots:
+        kinds = reach_kinds.get(root.node, frozenset())
+        if not kinds & _COMBINING:
+            continue
         reached = program.reach([root.node])
         closures.append((root, reached))
         if root.phase == "import":
             import_nodes[root.node[0]] = reached
-        for node in reached:
-            phase_of.setdefault(node, (root, node))
 
     out: list[Verdicted] = []
     counts: dict[str, int] = defaultdict(int)
@@ -171,8 +192,8 @@ def judge(program: Program, roots: Iterable[Root], profile: str) -> list[Verdict
                          f"(line {runs[0][1].line})", x)
                     handled.add(id(x))
         if nets:
-            for kinds, rule in (((c.ENDPOINT,), R.EXFIL_ENDPOINT), ((c.DROP,), R.DROPPER)):
-                for key, x in events_in(reached, kinds):
+            for kind, rule in ((c.ENDPOINT, R.EXFIL_ENDPOINT), (c.DROP, R.DROPPER)):
+                for key, x in events_in(reached, (kind,)):
                     if id(x) not in handled:
                         emit(rule, key, f"{x.detail} {where(key, x)}, with {nets[0][1].detail} "
                              f"(line {nets[0][1].line})", x)
@@ -188,8 +209,8 @@ def judge(program: Program, roots: Iterable[Root], profile: str) -> list[Verdict
                 emit(R.METADATA_ACCESS, key, f"{x.detail} {where(key, x)}, with "
                      f"{nets[0][1].detail} (line {nets[0][1].line})", x)
                 handled.add(id(x))
-        for kinds, rule in (((c.ENDPOINT,), R.ENDPOINT), ((c.DROP,), R.DROP_EXECUTABLE)):
-            for key, x in events_in(reached, kinds):
+        for kind, rule in ((c.ENDPOINT, R.ENDPOINT), (c.DROP, R.DROP_EXECUTABLE)):
+            for key, x in events_in(reached, (kind,)):
                 if id(x) not in handled:
                     emit(rule, key, f"{x.detail} {where(key, x)}", x)
                     handled.add(id(x))
@@ -245,7 +266,7 @@ def judge(program: Program, roots: Iterable[Root], profile: str) -> list[Verdict
     for node, evs in by_node.items():
         key = node[0]
         run = node in phase_of
-        phase = phase_of[node][0].phase if run else None
+        phase: str | None = phase_of[node][0].phase if run else None
         for e in evs:
             if id(e) in handled:
                 continue
@@ -270,8 +291,9 @@ def judge(program: Program, roots: Iterable[Root], profile: str) -> list[Verdict
             row = TABLE.get(e.kind)
             if row is None:
                 continue
-            strict = not pkg or phase == "startup"  # .pth code: the allowlist stance too
-            chosen = (row[0] if run else row[1]) if strict else (row[2] if run else row[3])
+            chosen = (row[0] if run else row[1]) if not pkg else (row[2] if run else row[3])
+            if pkg and phase == "startup" and e.kind == c.PROCESS:
+                chosen = R.IMPORT_PROCESS  # a process at every interpreter start
             if chosen is not None:
                 emit(chosen, key, f"{e.detail} {where(key, e)}", e)
     for rid, total in counts.items():

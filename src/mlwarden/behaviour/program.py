@@ -9,6 +9,7 @@ points (``behaviour/entry.py``) tells what runs at install, start-up, import or 
 from __future__ import annotations
 
 import ast
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -18,6 +19,7 @@ from mlwarden.behaviour.resolve import Resolver
 
 Node = tuple[str, str]  # (module key, scope key)
 MAX_REACH = 2_000_000  # node visits per Program, over all reachability queries
+MAX_RECURSION = 12_000
 
 
 @dataclass
@@ -42,6 +44,10 @@ def analyse_module(data: bytes, path: str, module: str | None = None, package: b
     tree = parse(data, path) if limit is None else parse(data, path, limit)
     if isinstance(tree, ParseProblem):
         return Module(key, path, problem=tree)
+    limit = sys.getrecursionlimit()
+    # Long elif chains and deep expressions nest the tree; 3.11 runs Python-to-Python calls
+    # without growing the C stack, so a higher bound here is safe and still bounded.
+    sys.setrecursionlimit(max(limit, MAX_RECURSION))
     try:
         resolver = Resolver(tree, module, package)
         collector = c.Collector(tree, resolver)
@@ -49,6 +55,8 @@ def analyse_module(data: bytes, path: str, module: str | None = None, package: b
     except RecursionError:
         return Module(key, path, problem=ParseProblem("syntax", "source nested too deeply to "
                                                        "analyse"))
+    finally:
+        sys.setrecursionlimit(limit)
     return Module(key, path, tree, resolver, collector, folded=folded_identifiers(data))
 
 
@@ -57,6 +65,7 @@ class Program:
         self.modules: dict[str, Module] = {}
         self._edges: dict[str, dict[str, set[str]]] = {}
         self._budget = MAX_REACH
+        self._succ: dict[Node, set[Node]] = {}
         for m in modules:
             self.add(m)
 
@@ -75,6 +84,12 @@ class Program:
         return None
 
     def successors(self, node: Node) -> set[Node]:
+        found = self._succ.get(node)
+        if found is None:
+            found = self._succ[node] = self._successors(node)
+        return found
+
+    def _successors(self, node: Node) -> set[Node]:
         key, scope = node
         m = self.modules.get(key)
         if m is None or m.collector is None:
@@ -112,6 +127,56 @@ class Program:
                     seen.add(t)
                     stack.append(t)
         return seen
+
+    def reach_kinds(self, roots: Iterable[Node], kinds_of: dict[Node, frozenset[str]]
+                    ) -> dict[Node, frozenset[str]]:
+        """For every node reachable from ``roots``: the event kinds reachable from it
+        (Tarjan's strongly connected components, iterative; linear in the graph)."""
+        index: dict[Node, int] = {}
+        low: dict[Node, int] = {}
+        on: set[Node] = set()
+        stack: list[Node] = []
+        out: dict[Node, frozenset[str]] = {}
+        for root in roots:
+            if root in index:
+                continue
+            work: list[tuple[Node, list[Node]]] = [(root, sorted(self.successors(root)))]
+            index[root] = low[root] = len(index)
+            stack.append(root)
+            on.add(root)
+            while work:
+                v, todo = work[-1]
+                if todo:
+                    w = todo.pop()
+                    if w not in index:
+                        index[w] = low[w] = len(index)
+                        stack.append(w)
+                        on.add(w)
+                        work.append((w, sorted(self.successors(w))))
+                    elif w in on:
+                        low[v] = min(low[v], index[w])
+                    continue
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[v])
+                if low[v] == index[v]:
+                    comp: list[Node] = []
+                    while True:
+                        w = stack.pop()
+                        on.discard(w)
+                        comp.append(w)
+                        if w == v:
+                            break
+                    kinds: set[str] = set()
+                    for w in comp:
+                        kinds |= kinds_of.get(w, frozenset())
+                        for x in self.successors(w):
+                            if x in out:
+                                kinds |= out[x]
+                    frozen = frozenset(kinds)
+                    for w in comp:
+                        out[w] = frozen
+        return out
 
     @property
     def exhausted(self) -> bool:

@@ -38,6 +38,9 @@ _MODULE_ALIASES = {"posix": "os", "nt": "os", "posixpath": "os.path", "ntpath": 
                    "_io": "io", "_pickle": "pickle", "__builtin__": "builtins"}
 _CODEC_ROT13 = frozenset({"rot13", "rot_13", "rot-13"})
 _HOME_VARS = frozenset({"HOME", "USERPROFILE"})
+_SITE_DIRS = frozenset({"site.getsitepackages", "site.getusersitepackages",
+                        "sysconfig.get_paths", "distutils.sysconfig.get_python_lib",
+                        "sysconfig.get_path"})
 
 Env = dict[str, "ast.expr | None"]  # None marks a local whose value is not tracked
 Container = ast.Dict | ast.List | ast.Tuple | ast.Set
@@ -727,6 +730,9 @@ class Resolver:
         return None
 
     def _fold_subscript(self, node: ast.Subscript, env: Env | None, d: int) -> str | None:
+        if isinstance(node.value, ast.Call) and self.qualify(node.value.func, env, d) \
+                in _SITE_DIRS:
+            return "site-packages"  # site.getsitepackages()[0]
         base_q = self.qualify(node.value, env, d)
         if base_q == "os.environ":
             key = self.fold(node.slice, env, d)
@@ -812,7 +818,12 @@ class Resolver:
         if q in ("pathlib.Path.cwd", "os.getcwd"):
             return "."
         if q in ("os.getenv", "os.environ.get"):
-            return "~" if first in _HOME_VARS else UNKNOWN
+            if first in _HOME_VARS:
+                return "~"
+            default = self.fold(args[1], env, d) if len(args) > 1 else None
+            return default if default is not None else UNKNOWN  # PKG_CONFIG or 'pkg-config'
+        if q in _SITE_DIRS:
+            return "site-packages"
         if q in ("tempfile.gettempdir", "tempfile.mkdtemp"):
             return "/tmp"
         if q in ("os.path.dirname", "os.path.basename"):

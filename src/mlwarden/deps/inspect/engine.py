@@ -32,6 +32,7 @@ MAX_FILE = 2 << 20
 HEAD = 4096  # bytes of a non-code member probed for native code
 MAX_TOTAL = 512 << 20  # bytes read (or streamed past) per target
 _SKIP_PARTS = {"tests", "test", "testing", "docs", "doc", "examples", "example", "benchmarks",
+               "scripts", "tools", "ci", "dev", "build_tools", "asv_bench", "bench",
                ".git", "__pycache__", ".tox", ".venv", "venv", "node_modules"}
 
 
