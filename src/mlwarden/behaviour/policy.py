@@ -110,8 +110,8 @@ def judge(program: Program, roots: Iterable[Root], profile: str) -> list[Verdict
     # Phase of every node some root reaches: the first root (by phase order) wins; one
     # breadth-first pass per phase from all of its roots.
     phase_of: dict[Node, tuple[Root, Node]] = {}
-    for phase in PHASES:
-        queue = [r for r in roots if r.phase == phase]
+    for stage in PHASES:
+        queue = [r for r in roots if r.phase == stage]
         frontier = [(r.node, r) for r in queue]
         seen: set[Node] = set()
         while frontier:
@@ -266,7 +266,7 @@ def judge(program: Program, roots: Iterable[Root], profile: str) -> list[Verdict
     for node, evs in by_node.items():
         key = node[0]
         run = node in phase_of
-        phase: str | None = phase_of[node][0].phase if run else None
+        phase = phase_of[node][0].phase if run else None
         for e in evs:
             if id(e) in handled:
                 continue
