@@ -86,7 +86,7 @@ def classify_path(path: str) -> str | None:
         return AGENT_MEMORY
     if cat.PERSISTENCE_PATH.search(p):
         return PERSISTENCE
-    if p in cat.HARMLESS_ABSOLUTE:
+    if p in cat.HARMLESS_ABSOLUTE or p.startswith(cat.HARMLESS_PREFIXES):
         return None
     if p.startswith(("/", "~")) or p == ".." or p.startswith("../") or "/../" in p \
             or p.endswith("/..") or (len(p) > 2 and p[1] == ":" and p[2] == "/"):

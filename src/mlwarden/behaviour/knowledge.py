@@ -16,9 +16,11 @@ NETWORK_MODULES = (
 )
 # socket is only network when it opens or resolves; gethostname() is local.
 SOCKET_NETWORK = (
-    "socket.socket", "socket.create_connection", "socket.create_server", "socket.getaddrinfo",
+    "socket.create_connection", "socket.create_server", "socket.getaddrinfo",
     "socket.gethostbyname", "socket.gethostbyname_ex", "socket.gethostbyaddr",
-    "socket.fromfd", "socket.getfqdn",
+    "socket.getfqdn", "socket.socket().connect", "socket.socket().connect_ex",
+    "socket.socket().send", "socket.socket().sendall", "socket.socket().sendto",
+    "socket.socket().bind", "socket.socket().listen",
 )
 DNS_LOOKUPS = ("socket.gethostbyname", "socket.gethostbyname_ex", "socket.getaddrinfo",
                "dns.resolver.resolve", "dns.resolver.query")
@@ -240,7 +242,8 @@ PERSISTENCE_PATH = re.compile(
     r"|\.config/autostart|\.config/systemd|/etc/systemd|/etc/rc\.local|/etc/profile"
     r"|\.git/hooks(/|$)|/etc/ld\.so\.preload|launchagents|launchdaemons|/etc/sudoers"
 )
-HARMLESS_ABSOLUTE = frozenset({"/dev/null", "/dev/stdout", "/dev/stderr"})
+HARMLESS_ABSOLUTE = frozenset({"/dev/null", "/dev/stdout", "/dev/stderr", "/dev/tty"})
+HARMLESS_PREFIXES = ("/tmp/", "/var/tmp/", "/dev/shm/")
 
 SHELL_PAYLOAD = re.compile(
     r"(curl|wget|fetch)\b[^|;&]*\|\s*(sudo\s+)?(ba|z|da|k)?sh\b|/dev/tcp/|\bnc\b[^|;&]*\s-e\s"
@@ -283,19 +286,26 @@ NETWORK_VERBS = frozenset({
     "create_connection", "request_encode_url", "request_encode_body",
     "connection_from_url", "ws_connect", "run_forever", "open_sftp", "putfo", "getfo",
 })
+# Clients whose methods do I/O (requests.Session().get). Building one is not I/O.
 NETWORK_CLIENTS = frozenset({
     "requests.Session", "requests.session", "httpx.Client", "httpx.AsyncClient",
-    "aiohttp.ClientSession", "aiohttp.TCPConnector", "urllib3.PoolManager",
-    "urllib3.ProxyManager", "urllib3.HTTPConnectionPool", "urllib3.HTTPSConnectionPool",
+    "aiohttp.ClientSession", "urllib3.PoolManager", "urllib3.ProxyManager",
+    "urllib3.HTTPConnectionPool", "urllib3.HTTPSConnectionPool",
     "urllib3.connectionpool.HTTPConnectionPool", "http.client.HTTPConnection",
     "http.client.HTTPSConnection", "httplib.HTTPConnection", "httplib.HTTPSConnection",
     "ftplib.FTP", "ftplib.FTP_TLS", "smtplib.SMTP", "smtplib.SMTP_SSL", "smtplib.LMTP",
     "poplib.POP3", "poplib.POP3_SSL", "imaplib.IMAP4", "imaplib.IMAP4_SSL",
     "nntplib.NNTP", "telnetlib.Telnet", "paramiko.SSHClient", "paramiko.Transport",
-    "websocket.WebSocket", "websocket.WebSocketApp", "websocket.create_connection",
-    "websockets.connect", "xmlrpc.client.ServerProxy", "pycurl.Curl",
-    "urllib.request.build_opener", "urllib.request.Request", "urllib2.Request",
-    "tornado.httpclient.HTTPClient", "tornado.httpclient.AsyncHTTPClient",
+    "websocket.WebSocket", "websocket.WebSocketApp", "xmlrpc.client.ServerProxy",
+    "pycurl.Curl", "urllib.request.build_opener", "tornado.httpclient.HTTPClient",
+    "tornado.httpclient.AsyncHTTPClient",
+})
+# Constructors that connect when given a host.
+CONNECTING_CTORS = frozenset({
+    "ftplib.FTP", "ftplib.FTP_TLS", "smtplib.SMTP", "smtplib.SMTP_SSL", "poplib.POP3",
+    "poplib.POP3_SSL", "imaplib.IMAP4", "imaplib.IMAP4_SSL", "nntplib.NNTP",
+    "telnetlib.Telnet", "websocket.create_connection", "websockets.connect",
+    "paramiko.Transport",
 })
 
 
@@ -311,7 +321,7 @@ def is_network_call(q: str) -> bool:
                for m in NETWORK_MODULES):
         return False
     bare = q.replace("()", "")
-    if bare in NETWORK_CLIENTS:
+    if bare in CONNECTING_CTORS:
         return True
     if last not in NETWORK_VERBS:
         return False

@@ -59,7 +59,7 @@ TABLE: dict[str, tuple[_R, _R, _R, _R]] = {
     c.DISPATCH: (R.LOAD_DISPATCH, R.STRING_DISPATCH, None, None),
     c.EVAL_DISGUISE: (R.LOAD_EXEC, R.EVAL_DISGUISE, None, None),
     c.NAMESPACE: (R.LOAD_DISPATCH, R.NAMESPACE_WALK, None, None),
-    c.LIBC: (R.LOAD_NATIVE, R.NATIVE, R.NATIVE, None),
+    c.LIBC: (R.LOAD_NATIVE, R.NATIVE, None, None),
     c.OBFUSCATED_NAME: (R.OBFUSCATED, R.OBFUSCATED, R.OBFUSCATED, R.OBFUSCATED),
     c.NETWORK_IMPORT: (R.NETWORK_MODULE, R.NETWORK_MODULE, None, None),
     c.OBFUSCATED_CALL: (R.OBFUSCATED_CALL, R.OBFUSCATED_CALL, R.OBFUSCATED_CALL,
@@ -176,10 +176,18 @@ def judge(program: Program, roots: Iterable[Root], profile: str) -> list[Verdict
     for root, reached in closures:
         nets = [x for x in events_in(reached, (c.NETWORK,)) if id(x[1]) not in handled]
         extra = import_nodes.get(root.node[0], set()) if root.phase == "load" else set()
-        sens = events_in(reached | extra, _SENSITIVE)
+        # Packages: a secret read and a send in the same module (an SDK that reads its
+        # config and, elsewhere, talks to its API is not exfiltration); host facts alone
+        # (user agents) are not secrets there.
+        sens = events_in(reached | extra, (c.SECRET,) if pkg else _SENSITIVE)
         if nets and sens:
             skey, sev = sens[0]
             for key, net in nets:
+                if pkg and key != skey:
+                    same = [x for x in sens if x[0] == key]
+                    if not same:
+                        continue
+                    skey, sev = same[0]
                 loc = f"line {sev.line}" if skey == key else f"{skey}, line {sev.line}"
                 emit(R.EXFILTRATION, key, f"{net.detail} {where(key, net)}; the same "
                      f"{root.phase}-time code {sev.detail} ({loc})", net)
@@ -286,7 +294,8 @@ def judge(program: Program, roots: Iterable[Root], profile: str) -> list[Verdict
             if e.kind == c.PROCESS and pkg and phase == "install" and _build_step(e.detail):
                 emit(R.BUILD_STEP, key, f"{e.detail} {where(key, e)}", e)
                 continue
-            if e.kind == c.DYN_EXEC and pkg and phase in ("import", "install"):
+            if e.kind == c.DYN_EXEC and pkg and (phase in ("import", "install")
+                                                 or "constant string" in e.detail):
                 continue  # six.exec_ and compatibility shims; payloads are EXEC_PAYLOAD
             row = TABLE.get(e.kind)
             if row is None:

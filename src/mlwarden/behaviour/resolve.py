@@ -886,6 +886,8 @@ class Resolver:
 
     def _fold_iterable(self, node: ast.AST, env: Env | None, d: int) -> list[str] | None:
         """Pieces of a list/tuple, ``map(chr, [...])`` or ``(chr(c) for c in [...])``."""
+        if not self._budget(d):  # ``x = [y for y in x]`` refers to itself
+            return None
         if isinstance(node, ast.Name):
             found, value = self.lookup(node.id, env)
             return self._fold_iterable(value, env, d + 1) if found and value is not None else None
@@ -900,17 +902,17 @@ class Resolver:
             return out
         if isinstance(node, ast.Call) and self.qualify(node.func, env, d) == "map" \
                 and len(node.args) == 2 and self.qualify(node.args[0], env, d) == "chr":
-            return self._fold_iterable(node.args[1], env, d)
+            return self._fold_iterable(node.args[1], env, d + 1)
         if isinstance(node, (ast.GeneratorExp, ast.ListComp)) and len(node.generators) == 1:
             gen = node.generators[0]
             elt = node.elt
             if isinstance(elt, ast.Call) and self.qualify(elt.func, env, d) == "chr" \
                     and elt.args and isinstance(elt.args[0], ast.Name) \
                     and isinstance(gen.target, ast.Name) and elt.args[0].id == gen.target.id:
-                return self._fold_iterable(gen.iter, env, d)
+                return self._fold_iterable(gen.iter, env, d + 1)
             if isinstance(elt, ast.Name) and isinstance(gen.target, ast.Name) \
                     and elt.id == gen.target.id:
-                return self._fold_iterable(gen.iter, env, d)
+                return self._fold_iterable(gen.iter, env, d + 1)
         s = self.fold(node, env, d)
         return list(s) if s is not None else None
 

@@ -220,7 +220,7 @@ class _Inspection:
 
     def skipped(self, rel: str) -> bool:
         parts = PurePosixPath(rel).parts
-        return self.strip_tests and any(p in _SKIP_PARTS for p in parts[:-1])
+        return self.strip_tests and any(p.lower() in _SKIP_PARTS for p in parts[:-1])
 
     def _in_package(self, rel: str) -> bool:
         """Installed code of an sdist or tree: top-level modules and files inside package

@@ -41,10 +41,11 @@ DISGUISED_BINARY = rule(
     "bundled_binary; Phylum reports of PyPI packages shipping disguised executables (2023).",
 )
 PTH_EXEC = rule(
-    "pkg-pth-exec", Verdict.SUSPICIOUS, Severity.MEDIUM,
+    "pkg-pth-exec", Verdict.CLEAN, Severity.INFO,
     ".pth file with an executable 'import' line",
     "site.py executes such lines at every interpreter start, for every program, before any "
-    "user code. Known setuptools/virtualenv lines are not reported.",
+    "user code. Context: the line is analysed as start-up code (code-* findings; a process "
+    "there is malicious). Known setuptools/virtualenv lines are not reported.",
 )
 UNREADABLE = rule(
     "pkg-unreadable", Verdict.UNSCANNABLE, Severity.MEDIUM,
