@@ -48,7 +48,6 @@ from mlwarden.scancache import ScanCache, rules_version, scan_tree, scanner_vers
 from mlwarden.store import Commit, ConflictError, FileEntry, Store, StoreError
 from mlwarden.store.hashing import FileDigest
 from mlwarden.util.actor import default_actor
-from mlwarden.util.fs import file_lock
 
 MAX_CONFIG_BYTES = 16 << 20
 DEFAULT_ENDPOINT = "https://huggingface.co"
@@ -171,7 +170,7 @@ def pull(opts: PullOptions, store: Store, policy: Policy, cache: ScanCache | Non
                      for f in remote)
         return PullResult(resolved, rows, early, Report("pull", ()), None,
                           notes=("blocked before download",))
-    with quarantine(store.blobs.tmp) as qdir:
+    with quarantine(store.tmp) as qdir:
         downloaded = _download_all(up, resolved, remote, qdir, opts.workers, bar_class, on_file)
         checkpoint("download")
         display_root = f"{opts.repo_id}@{resolved.commit[:12]}"
@@ -222,12 +221,12 @@ def _promote(store: Store, opts: PullOptions, resolved: Resolved, downloaded: li
     tags = (resolved.ref,) if resolved.ref_kind == "tag" and resolved.ref else ()
     message = f"mlwarden pull {resolved.repo_id}@{resolved.revision} from " \
               f"{opts.endpoint or DEFAULT_ENDPOINT}"
-    lock = store.blobs.tmp / f"pull-{resolved.repo_id.replace('/', '--')}.lock"
-    with file_lock(lock):  # one promotion per repository at a time
+    # One promotion per repository at a time, on every host sharing the store.
+    with store.lock(f"promote:{resolved.repo_id}"), store.ingest() as session:
         entries: list[FileEntry] = []
         for d in downloaded:
             digest = FileDigest(d.sha256, d.size, d.remote.lfs, d.git_oid)
-            got = store.blobs.ingest_move(d.local, d.remote.path, known=digest)
+            got = session.put_file(d.local, d.remote.path, move=True, known=digest)
             entries.append(FileEntry(d.remote.path, got.sha256, got.size, d.remote.lfs,
                                      d.git_oid))
         checkpoint("ingest")
@@ -236,7 +235,8 @@ def _promote(store: Store, opts: PullOptions, resolved: Resolved, downloaded: li
                 entries, resolved.repo_id, branch=branch, message=message, author=actor,
                 tags=tags, approve=False, commit_id=resolved.commit,
                 scan_verdict=report.verdict.value,
-                scan_summary={"policy": result.policy_source, **report.summary()})
+                scan_summary={"policy": result.policy_source, **report.summary()},
+                session=session)
         except ConflictError as exc:
             raise UpstreamRejected(R.COMMIT_MISMATCH, f"commit {resolved.commit} is already "
                                    f"in the store with other content: {exc}") from None

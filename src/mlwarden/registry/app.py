@@ -12,7 +12,7 @@ import contextlib
 import hashlib
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote
@@ -21,7 +21,7 @@ import anyio
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mlwarden.registry.audit import AuditWriter
@@ -310,8 +310,8 @@ class Registry:
         def done(status: int, sent: int) -> None:
             self.audit.log(_entry(call, status, sent, started))
 
-        return BlobResponse(str(self.store.blob_path(f.sha256)), f.size, headers, head,
-                            byte_range, done)
+        return BlobResponse(self.store.blobs, f.sha256, f.size, headers, head, byte_range,
+                            done)
 
 
 def _quote_name(name: str) -> str:
@@ -368,7 +368,12 @@ def _parse_paths_body(body: bytes, content_type: str, settings: Settings) -> tup
 
 
 def create_app(store: Store, settings: Settings | None = None,
-               audit: AuditWriter | None = None) -> ASGIApp:
+               audit: AuditWriter | None = None, *,
+               routes: Sequence[BaseRoute] = ()) -> ASGIApp:
+    """The registry application. ``routes`` (Starlette routes, e.g. the write API and the
+    console) are matched before the read API; they declare their own methods and enforce
+    their own body limits, and reach the store, access control and audit through
+    ``request.app.state.registry`` (a Registry) and ``request.app.state.audit``."""
     settings = settings or Settings()
     writer = audit or AuditWriter(store)
     reg = Registry(store, settings, writer)
@@ -441,11 +446,12 @@ def create_app(store: Store, settings: Settings | None = None,
         finally:
             await anyio.to_thread.run_sync(writer.close)
 
-    app = Starlette(routes=[Route("/{rest:path}", endpoint, methods=["GET", "HEAD", "POST"])],
+    app = Starlette(routes=[*routes,
+                            Route("/{rest:path}", endpoint, methods=["GET", "HEAD", "POST"])],
                     lifespan=lifespan)
     app.state.registry = reg
     app.state.audit = writer
-    return Guard(app, settings)
+    return Guard(app, settings, routes)
 
 
 def _route_api(reg: Registry, authz: str | None, repo: str, rest: list[str],
@@ -470,19 +476,28 @@ def _route_api(reg: Registry, authz: str | None, repo: str, rest: list[str],
 
 
 class Guard:
-    """Cheap refusals before any routing: methods, target length, declared body size."""
+    """Cheap refusals before any routing: methods, target length, declared body size.
 
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+    Requests for a mounted route skip the method and body checks (the route declares its
+    methods and bounds its own body); the target, NUL and header checks apply to all."""
+
+    def __init__(self, app: ASGIApp, settings: Settings,
+                 mounted: Sequence[BaseRoute] = ()) -> None:
         self.app = app
         self.settings = settings
+        self.mounted = tuple(mounted)
         self.state = getattr(app, "state", None)
+
+    def _is_mounted(self, scope: Scope) -> bool:
+        return any(r.matches(scope)[0] is not Match.NONE for r in self.mounted)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         error: HubError | None = None
-        if scope["method"] not in ("GET", "HEAD", "POST"):
+        mounted = bool(self.mounted) and self._is_mounted(scope)
+        if scope["method"] not in ("GET", "HEAD", "POST") and not mounted:
             error = HubError(405, None, "method not allowed")
         elif len(scope["raw_path"]) + len(scope["query_string"]) > \
                 self.settings.max_target_bytes:
@@ -492,7 +507,7 @@ class Guard:
         elif sum(len(k) + len(v) + 4 for k, v in scope["headers"]) > \
                 self.settings.max_header_bytes:
             error = HubError(431, None, "request headers too large")
-        else:
+        elif not mounted:
             for name, value in scope["headers"]:
                 if name == b"content-length":
                     if not value.isdigit():
