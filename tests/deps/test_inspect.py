@@ -163,6 +163,6 @@ def test_broken_inputs_are_unscannable(tmp_path: Path) -> None:
 
 
 def test_oversized_module_is_reported_not_read(tmp_path: Path) -> None:
-    whl = make_wheel(tmp_path, "huge", {"huge/__init__.py": "x = 1\n" * 400_000})
+    whl = make_wheel(tmp_path, "huge", {"huge/__init__.py": "x = 1\n" * 1_500_000})
     code, findings = _inspect(str(whl))
     assert code == 2 and "larger than" in str(findings[0]["message"])

@@ -165,6 +165,7 @@ class Collector(ast.NodeVisitor):
         self.events: list[Event] = []
         self.functions: set[str] = set()
         self._raw_edges: dict[str, set[str]] = defaultdict(set)
+        self._callback_edges: dict[str, set[str]] = defaultdict(set)
         # scope -> qualified names it calls / modules it imports: the program links them
         self.calls: dict[str, set[str]] = defaultdict(set)
         self.imports: dict[str, set[str]] = defaultdict(set)
@@ -852,19 +853,19 @@ class Collector(ast.NodeVisitor):
                 out.add(f"{base}.{m}")
         return out
 
-    def _edge_to_callable(self, expr: ast.expr) -> None:
+    def _edge_to_callable(self, expr: ast.expr, callback: bool = False) -> None:
+        edges = self._callback_edges if callback else self._raw_edges
         target = expr.func if isinstance(expr, ast.Call) else expr
         if isinstance(target, ast.Name):
-            self._raw_edges[self.scope] |= self._candidates(target.id)
+            edges[self.scope] |= self._candidates(target.id)
         elif isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name):
             owner = target.value.id
             if owner in ("self", "cls") and self.current_class:
-                self._raw_edges[self.scope].add(f"{self.current_class}.{target.attr}")
+                edges[self.scope].add(f"{self.current_class}.{target.attr}")
             else:
-                self._raw_edges[self.scope] |= {f"{c}.{target.attr}"
-                                                for c in self._candidates(owner)}
+                edges[self.scope] |= {f"{c}.{target.attr}" for c in self._candidates(owner)}
         elif isinstance(target, ast.Lambda):
-            self._raw_edges[self.scope].add(self._lambda_key(target))
+            edges[self.scope].add(self._lambda_key(target))
 
     def _call_edges(self, node: ast.Call) -> None:
         if not isinstance(node.func, ast.Lambda):
@@ -872,14 +873,26 @@ class Collector(ast.NodeVisitor):
             for leaf in self.r.leaves(node.func, self.env):  # g = f; HOOKS["go"]; loops
                 if leaf is not node.func:
                     self._edge_to_callable(leaf)
-        # Functions handed to a call (callbacks, threads, atexit) may run right away.
+        # Functions handed to a call may run right away: certainly for callers that call
+        # their argument (threads, atexit, map, sorted ...); maybe for any other call
+        # (a registration usually, kept apart: the package profile does not follow them).
+        q = self.r.qualify(node.func, self.env) if not isinstance(node.func, ast.Lambda) \
+            else None
+        calls_it = q is not None and (q in cat.CALLS_ARGUMENT or q.startswith(
+            cat.CALLS_ARGUMENT_PREFIXES))
         for a in [*node.args, *(k.value for k in node.keywords)]:
             if isinstance(a, (ast.Name, ast.Lambda)) or (
                     isinstance(a, ast.Attribute) and isinstance(a.value, ast.Name)):
-                self._edge_to_callable(a)
+                self._edge_to_callable(a, callback=not calls_it)
 
-    def edges(self) -> dict[str, set[str]]:
-        return {k: {t for t in v if t in self.functions} for k, v in self._raw_edges.items()}
+    def edges(self, callbacks: bool = True) -> dict[str, set[str]]:
+        """Same-file call edges; with ``callbacks``, also to functions handed to calls
+        that are not known to call them."""
+        out = {k: {t for t in v if t in self.functions} for k, v in self._raw_edges.items()}
+        if callbacks:
+            for k, v in self._callback_edges.items():
+                out.setdefault(k, set()).update(t for t in v if t in self.functions)
+        return out
 
 
 def reachable(edges: dict[str, set[str]], start: str, limit: int = 100_000) -> set[str]:

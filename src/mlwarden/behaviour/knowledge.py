@@ -334,3 +334,17 @@ def is_network_module(module: str) -> bool:
     return module == "socket" or any(
         module == m or module.startswith(m + ".") for m in NETWORK_MODULES
     )
+
+
+# Calls that call the function handed to them (so it runs when they run).
+CALLS_ARGUMENT = frozenset({
+    "threading.Thread", "threading.Timer", "atexit.register", "map", "filter", "sorted",
+    "min", "max", "functools.reduce", "multiprocessing.Process", "asyncio.run",
+    "list", "tuple", "set", "any", "all", "sum", "dict", "functools.partial",
+    "contextlib.ExitStack().callback", "signal.signal", "sys.settrace", "sys.setprofile",
+    "threading.settrace", "_thread.start_new_thread", "thread.start_new_thread",
+    "concurrent.futures.ThreadPoolExecutor().submit", "os.register_at_fork",
+    "sys.excepthook", "apply", "eval", "exec", "timeit.timeit", "cProfile.run",
+})
+CALLS_ARGUMENT_PREFIXES = ("asyncio.", "concurrent.futures.", "multiprocessing.Pool",
+                           "loop.", "trio.run", "anyio.run")

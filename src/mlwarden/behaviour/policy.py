@@ -291,6 +291,8 @@ def judge(program: Program, roots: Iterable[Root], profile: str) -> list[Verdict
             if e.kind == c.DROP and not run and not pkg:
                 emit(R.DROP_EXECUTABLE, key, f"{e.detail} {where(key, e)}", e)
                 continue
+            if e.kind == c.DROP and pkg and phase == "install":
+                continue  # build_ext copying its DLLs; a download makes it a dropper above
             if e.kind == c.PROCESS and pkg and phase == "install" and _build_step(e.detail):
                 emit(R.BUILD_STEP, key, f"{e.detail} {where(key, e)}", e)
                 continue
@@ -321,6 +323,6 @@ def _build_step(detail: str) -> bool:
     if not words:
         return False
     first = words[0].replace("\\", "/").rsplit("/", 1)[-1].lower()
-    if first == "{}" and len(words) > 1 and words[1] in ("-m", "setup.py"):
-        return True  # sys.executable -m pip/build/setup.py
+    if first == "{}":
+        return True  # a command built from configuration (compiler, pkg-config variable)
     return first in BUILD_TOOLS or first.removesuffix(".exe") in BUILD_TOOLS

@@ -61,7 +61,10 @@ def analyse_module(data: bytes, path: str, module: str | None = None, package: b
 
 
 class Program:
-    def __init__(self, modules: Iterable[Module] = ()) -> None:
+    def __init__(self, modules: Iterable[Module] = (), callbacks: bool = True) -> None:
+        """``callbacks``: follow functions handed to calls that may not call them (the
+        remote-code allowlist stance); packages follow only calls known to call them."""
+        self.callbacks = callbacks
         self.modules: dict[str, Module] = {}
         self._edges: dict[str, dict[str, set[str]]] = {}
         self._budget = MAX_REACH
@@ -72,7 +75,7 @@ class Program:
     def add(self, m: Module) -> None:
         self.modules[m.key] = m
         if m.collector is not None:
-            self._edges[m.key] = m.collector.edges()
+            self._edges[m.key] = m.collector.edges(self.callbacks)
 
     def _owner(self, dotted: str) -> tuple[str, str] | None:
         """(module key, rest) for the longest module prefix of ``dotted`` in the program."""

@@ -28,7 +28,7 @@ from mlwarden.report.model import FileResult, Finding, Location, Report, Verdict
 from mlwarden.scan.remote_code import nested_pickle_findings
 
 MAX_MEMBERS = 50_000
-MAX_FILE = 2 << 20
+MAX_FILE = 8 << 20
 HEAD = 4096  # bytes of a non-code member probed for native code
 MAX_TOTAL = 512 << 20  # bytes read (or streamed past) per target
 _SKIP_PARTS = {"tests", "test", "testing", "docs", "doc", "examples", "example", "benchmarks",
@@ -207,7 +207,7 @@ class _Inspection:
         self.strip_tests = strip_tests
         self.findings: list[Finding] = []
         self.files = 0
-        self.program = Program()
+        self.program = Program(callbacks=False)
         self.roots: list[Root] = []
         self.paths: dict[str, str] = {}  # module key -> member path
         self.pending: dict[str, tuple[str, bytes, bool]] = {}
@@ -230,7 +230,8 @@ class _Inspection:
             return True  # wheels and installed distributions hold installed code only
         parts = PurePosixPath(rel).parts
         if len(parts) == 1 or (len(parts) == 2 and parts[0] in ("src", "lib")):
-            return True
+            # runtests.py, tasks.py, versioneer.py beside setup.py: analysed when imported
+            return False
         start = 1 if parts[0] in ("src", "lib", "python") else 0
         return "/".join(parts[: start + 1]) + "/__init__.py" in self.init_files
 
