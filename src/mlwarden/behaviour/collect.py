@@ -176,15 +176,23 @@ class Collector(ast.NodeVisitor):
         self.qual = ""
         self.current_class: str | None = None
         self._seen: set[tuple[str, int, str]] = set()
-        self._parent: dict[int, ast.AST] = {}
+        self._stack: list[ast.AST] = []  # nodes being visited: the parent is [-2]
         self._immediate_lambdas: set[int] = set()
         self._env_names: set[str] = set()
         self._env_stack: list[set[str]] = []
-        for node in ast.walk(tree):
-            for child in ast.iter_child_nodes(node):
-                self._parent[id(child)] = node
 
     # ------------------------------------------------------------------ driver
+
+    def visit(self, node: ast.AST) -> None:
+        self._stack.append(node)
+        try:
+            super().visit(node)
+        finally:
+            self._stack.pop()
+
+    def _parent_of(self, node: ast.AST) -> ast.AST | None:
+        st = self._stack
+        return st[-2] if len(st) > 1 and st[-1] is node else None
 
     def run(self) -> None:
         for stmt in self.tree.body:
@@ -394,7 +402,7 @@ class Collector(ast.NodeVisitor):
         return self.r.uses_ctypes
 
     def _environ_use(self, node: ast.expr) -> None:
-        parent = self._parent.get(id(node))
+        parent = self._parent_of(node)
         if isinstance(parent, ast.Subscript) and parent.value is node:
             if isinstance(parent.ctx, ast.Load):
                 name = self.r.fold(parent.slice, self.env)
@@ -410,7 +418,7 @@ class Collector(ast.NodeVisitor):
         self.emit(SECRET, node, "reads the whole environment (os.environ)")
 
     def visit_Constant(self, node: ast.Constant) -> None:
-        parent = self._parent.get(id(node))
+        parent = self._parent_of(node)
         if isinstance(parent, ast.Expr):
             return  # docstrings and bare strings are never used
         if isinstance(node.value, int) and node.value == cat.METADATA_INT:

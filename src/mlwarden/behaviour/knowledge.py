@@ -309,6 +309,9 @@ CONNECTING_CTORS = frozenset({
 })
 
 
+_NETWORK_TOPS = frozenset(m.split(".")[0] for m in NETWORK_MODULES)
+
+
 def is_network_call(q: str) -> bool:
     last = q.rsplit(".", 1)[-1]
     if ".exceptions" in q or last.endswith(("Error", "Exception", "Warning")):
@@ -317,8 +320,8 @@ def is_network_call(q: str) -> bool:
         return True
     if HUB_UPLOAD.search(q):
         return True
-    if not any(q == m or q.startswith(m + ".") or q.startswith(m + "(")
-               for m in NETWORK_MODULES):
+    if q.split(".", 1)[0].split("(", 1)[0] not in _NETWORK_TOPS or not any(
+            q == m or q.startswith(m + ".") or q.startswith(m + "(") for m in NETWORK_MODULES):
         return False
     bare = q.replace("()", "")
     if bare in CONNECTING_CTORS:

@@ -66,8 +66,16 @@ TABLE: dict[str, tuple[_R, _R, _R, _R]] = {
                         R.OBFUSCATED_CALL),
 }
 _SENSITIVE = (c.SECRET, c.RECON)
-_COMBINING = frozenset({c.NETWORK, c.STEALER, c.ENDPOINT, c.DROP, c.METADATA, c.SECRET,
-                        c.RECON})
+_WITH_NETWORK = frozenset({c.SECRET, c.RECON, c.ENDPOINT, c.DROP, c.METADATA})
+_RUNS_NATIVE = frozenset({c.NATIVE, c.LIBC, c.PROCESS})
+
+
+def _combines(kinds: frozenset[str], pkg: bool) -> bool:
+    """Whether a root's reachable event kinds can form a combination finding (only then
+    is its closure computed: on big packages most roots reach nothing that combines)."""
+    if c.NETWORK in kinds and kinds & _WITH_NETWORK:
+        return True
+    return c.DROP in kinds and bool(kinds & _RUNS_NATIVE)
 # First word of commands that are ordinary build and release steps in setup.py.
 BUILD_TOOLS = frozenset({
     "cmake", "make", "gmake", "ninja", "meson", "pkg-config", "pkgconf", "git", "hg", "gcc",
@@ -129,14 +137,20 @@ def judge(program: Program, roots: Iterable[Root], profile: str) -> list[Verdict
     reach_kinds = program.reach_kinds([r.node for r in roots], kinds_of)
     closures: list[tuple[Root, set[Node]]] = []
     import_nodes: dict[str, set[Node]] = {}  # module -> its import-time closure
+    import_kinds: dict[str, frozenset[str]] = {
+        r.node[0]: reach_kinds.get(r.node, frozenset()) for r in roots if r.phase == "import"}
     for root in roots:
         kinds = reach_kinds.get(root.node, frozenset())
-        if not kinds & _COMBINING:
+        if root.phase == "load" and not pkg:  # load time adds what import time read
+            kinds = kinds | import_kinds.get(root.node[0], frozenset())
+        if not _combines(kinds, pkg):
             continue
         reached = program.reach([root.node])
         closures.append((root, reached))
-        if root.phase == "import":
-            import_nodes[root.node[0]] = reached
+    for root in roots:
+        if root.phase == "import" and any(r.phase == "load" and r.node[0] == root.node[0]
+                                          for r, _ in closures):
+            import_nodes[root.node[0]] = program.reach([root.node])
 
     out: list[Verdicted] = []
     counts: dict[str, int] = defaultdict(int)
@@ -206,10 +220,6 @@ def judge(program: Program, roots: Iterable[Root], profile: str) -> list[Verdict
                         emit(rule, key, f"{x.detail} {where(key, x)}, with {nets[0][1].detail} "
                              f"(line {nets[0][1].line})", x)
                         handled.add(id(x))
-        for key, x in events_in(reached, (c.STEALER,)):
-            if id(x) not in handled:
-                emit(R.INFOSTEALER, key, f"{x.detail} {where(key, x)}", x)
-                handled.add(id(x))
         for key, x in events_in(reached, (c.METADATA,)):
             if id(x) in handled:
                 continue
@@ -217,11 +227,23 @@ def judge(program: Program, roots: Iterable[Root], profile: str) -> list[Verdict
                 emit(R.METADATA_ACCESS, key, f"{x.detail} {where(key, x)}, with "
                      f"{nets[0][1].detail} (line {nets[0][1].line})", x)
                 handled.add(id(x))
-        for kind, rule in ((c.ENDPOINT, R.ENDPOINT), (c.DROP, R.DROP_EXECUTABLE)):
-            for key, x in events_in(reached, (kind,)):
-                if id(x) not in handled:
-                    emit(rule, key, f"{x.detail} {where(key, x)}", x)
-                    handled.add(id(x))
+    # -- alone at run time: infostealing is malicious; endpoints and drops are suspicious
+    for node, evs in by_node.items():
+        if node not in phase_of:
+            continue
+        key, phase_here = node[0], phase_of[node][0].phase
+        for x in evs:
+            if id(x) in handled:
+                continue
+            if x.kind == c.STEALER:
+                emit(R.INFOSTEALER, key, f"{x.detail} {where(key, x)}", x)
+            elif x.kind == c.ENDPOINT:
+                emit(R.ENDPOINT, key, f"{x.detail} {where(key, x)}", x)
+            elif x.kind == c.DROP and not (pkg and phase_here == "install"):
+                emit(R.DROP_EXECUTABLE, key, f"{x.detail} {where(key, x)}", x)
+            elif x.kind != c.DROP:
+                continue
+            handled.add(id(x))
 
     # -- combinations inside functions (nothing runs them on install, import or load)
     closure_cache: dict[Node, set[Node]] = {}

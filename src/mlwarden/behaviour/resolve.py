@@ -208,6 +208,22 @@ def _bind_unknown(target: ast.expr, env: Env) -> None:
             env[node.id] = None
 
 
+def _import_statements(body: list[ast.stmt]) -> Iterable[ast.Import | ast.ImportFrom]:
+    """Import statements anywhere in a module (functions and classes included), walking
+    statements only: expressions hold no imports, and skipping them is most of the cost."""
+    stack: list[ast.AST] = list(reversed(body))
+    while stack:
+        stmt = stack.pop()
+        if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+            yield stmt
+            continue
+        for field in ("body", "orelse", "finalbody", "handlers", "cases"):
+            inner = getattr(stmt, field, None)
+            if isinstance(inner, list):
+                stack.extend(reversed([x for x in inner if isinstance(
+                    x, (ast.stmt, ast.excepthandler, ast.match_case))]))
+
+
 def environ_bound(env: Env, known: set[str]) -> set[str]:
     """Names of ``env`` bound to an expression that mentions os.environ (or a name that
     does): the only names worth qualifying when looking for environment reads."""
@@ -238,7 +254,7 @@ class Resolver:
         self.star_modules: list[str] = list(parent.star_modules) if parent else []
         self.module_env: Env = dict(parent.module_env) if parent else {}
         self.defined: set[str] = set(parent.defined) if parent else set()
-        for node in ast.walk(tree):
+        for node in _import_statements(tree.body):
             if isinstance(node, ast.Import):
                 for a in node.names:
                     if a.asname:

@@ -36,6 +36,9 @@ _SKIP_PARTS = {"tests", "test", "testing", "docs", "doc", "examples", "example",
                ".git", "__pycache__", ".tox", ".venv", "venv", "node_modules"}
 
 
+_TEST_PARTS = {"tests", "test", "testing", "benchmarks", "examples"}
+
+
 class InspectError(Exception):
     pass
 
@@ -219,8 +222,11 @@ class _Inspection:
         self.backend: tuple[str, list[str]] | None = None
 
     def skipped(self, rel: str) -> bool:
+        """Tests, docs, examples: analysed only when analysed code imports them (in
+        wheels too: a package's test modules are installed but not imported by use)."""
         parts = PurePosixPath(rel).parts
-        return self.strip_tests and any(p.lower() in _SKIP_PARTS for p in parts[:-1])
+        skip = _SKIP_PARTS if self.strip_tests else _TEST_PARTS
+        return any(p.lower() in skip for p in parts[:-1])
 
     def _in_package(self, rel: str) -> bool:
         """Installed code of an sdist or tree: top-level modules and files inside package
