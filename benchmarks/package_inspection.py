@@ -9,7 +9,8 @@ benign = the latest wheel and sdist of the 300 most downloaded PyPI projects; ma
 
 GuardDog (PyPI ``guarddog``, YARA rules, no semgrep needed) runs from its own venv
 (``bench-work/guarddog-venv``, created here with pip if missing, because its pins clash with
-ours) through ``guarddog_runner.py``: source-code rules only, offline. A package is flagged
+ours) through ``guarddog_runner.py``: source-code rules only, offline. GuardDog runs in a
+subprocess beside mlwarden's own pass, so both see the same load on the machine. A package is flagged
 by mlwarden when its verdict is not clean (suspicious, unscannable or malicious); by
 GuardDog when its risk score is above zero (GuardDog's own verdict; "any rule" is printed
 too). Both run single-process; packages/s is packages over the summed per-package time.
@@ -63,16 +64,27 @@ def _ours(paths: list[Path]) -> dict[str, dict[str, object]]:
     return out
 
 
-def _guarddog(paths: list[Path]) -> dict[str, dict[str, object]]:
+def _guarddog_start(paths: list[Path]) -> subprocess.Popen[str]:
+    """GuardDog in its venv, running beside our own pass (both single-process), so both
+    tools see the same machine load; its per-package times are its own."""
     py = GD_VENV / "bin" / "python"
     if not py.exists():
         subprocess.run([sys.executable, "-m", "venv", str(GD_VENV)], check=True)
         subprocess.run([str(py), "-m", "pip", "install", "-q", f"guarddog=={GD_VERSION}"],
                        check=True)
-    proc = subprocess.run([str(py), str(ROOT / "benchmarks" / "guarddog_runner.py")],
-                          input=json.dumps([str(p) for p in paths]), capture_output=True,
-                          text=True, check=True)
-    data: dict[str, dict[str, object]] = json.loads(proc.stdout)
+    proc = subprocess.Popen([str(py), str(ROOT / "benchmarks" / "guarddog_runner.py")],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    assert proc.stdin is not None
+    proc.stdin.write(json.dumps([str(p) for p in paths]))
+    proc.stdin.close()
+    return proc
+
+
+def _guarddog_finish(proc: subprocess.Popen[str]) -> dict[str, dict[str, object]]:
+    assert proc.stdout is not None
+    data: dict[str, dict[str, object]] = json.loads(proc.stdout.read())
+    proc.wait()
     return data
 
 
@@ -116,10 +128,13 @@ def main() -> None:
     benign, malicious = _corpus(args.limit)
     print(f"corpus: {len(benign)} benign archives (top-300 wheels + sdists), "
           f"{len(malicious)} malicious re-creations", flush=True)
-    ours_b, ours_m = _ours(benign), _ours(malicious)
+    gd = None if args.no_guarddog else _guarddog_start(malicious + benign)
+    ours_m, ours_b = _ours(malicious), _ours(benign)
     gd_b = gd_m = None
-    if not args.no_guarddog:
-        gd_b, gd_m = _guarddog(benign), _guarddog(malicious)
+    if gd is not None:
+        both = _guarddog_finish(gd)
+        gd_m = {str(p): both[str(p)] for p in malicious}
+        gd_b = {str(p): both[str(p)] for p in benign}
 
     def row(name: str, b: dict[str, dict[str, object]], m: dict[str, dict[str, object]],
             flag: object) -> None:
@@ -134,6 +149,20 @@ def main() -> None:
     if gd_b is not None and gd_m is not None:
         row(f"GuardDog {GD_VERSION} (risk score > 0)", gd_b, gd_m, _flag_gd)
         row(f"GuardDog {GD_VERSION} (any rule)", gd_b, gd_m, _flag_gd_any)
+    def projects(results: dict[str, dict[str, object]], flag: object) -> tuple[int, int]:
+        names: dict[str, bool] = {}
+        for p, r in results.items():
+            proj = Path(p).parent.name
+            names[proj] = names.get(proj, False) or bool(flag(r))  # type: ignore[operator]
+        return sum(names.values()), len(names)
+
+    fp, np_ = projects(ours_b, _flag_ours)
+    print(f"\nprojects (wheel or sdist flagged): mlwarden {fp}/{np_} ({fp / np_:.1%})", end="")
+    if gd_b is not None:
+        gp, _ = projects(gd_b, _flag_gd)
+        print(f", GuardDog {gp}/{np_} ({gp / np_:.1%})")
+    else:
+        print()
     mal_ours = sum(1 for r in ours_b.values() if r["verdict"] == "malicious")
     print(f"\nmlwarden: benign archives called malicious: {mal_ours}")
     for title, results in (("mlwarden", (ours_m, ours_b)), ("GuardDog", (gd_m, gd_b))):
