@@ -10,8 +10,8 @@ benign = the latest wheel and sdist of the 300 most downloaded PyPI projects; ma
 GuardDog (PyPI ``guarddog``, YARA rules, no semgrep needed) runs from its own venv
 (``bench-work/guarddog-venv``, created here with pip if missing, because its pins clash with
 ours) through ``guarddog_runner.py``: source-code rules only, offline. GuardDog runs in a
-subprocess beside mlwarden's own pass, so both see the same load on the machine. A package is flagged
-by mlwarden when its verdict is not clean (suspicious, unscannable or malicious); by
+subprocess beside mlwarden's own pass, so both see the same load on the machine. A package
+is flagged by mlwarden when its verdict is not clean (suspicious, unscannable or malicious); by
 GuardDog when its risk score is above zero (GuardDog's own verdict; "any rule" is printed
 too). Both run single-process; packages/s is packages over the summed per-package time.
 """
