@@ -131,7 +131,7 @@ def test_tokens_are_hashed_and_verified(tmp_path: Path) -> None:
     assert info.can_read("acme/x") and info.can_read("other/m") and not info.can_read("other/n")
     assert not info.can_read("acme2/x")
     with pytest.raises(InvalidName):
-        store.create_token("x", ["acme:write"])
+        store.create_token("x", ["acme:delete"])
     assert store.revoke_token(info.id) == 1 and store.verify_token(text) is None
 
 

@@ -51,11 +51,18 @@ def _progress_bar(enabled: bool):  # type: ignore[no-untyped-def]
 @click.option("--fail-on", type=click.Choice(list(FAIL_ON)), default="suspicious",
               show_default=True, help="Least severe verdict that makes the exit status nonzero.")
 @click.option("--hash/--no-hash", "hash_", default=None,
-              help="Always / never compute sha256 (default: files up to 64 MiB).")
+              help="Always / never compute sha256 (default: local files up to 64 MiB; "
+                   "remote files report the sha256 their endpoint publishes, and --hash "
+                   "reads them whole).")
 @click.option("--verbose", "-v", is_flag=True, help="Show informational findings too.")
 def scan(paths: tuple[str, ...], fmt: str, output: str | None, workers: int, fail_on: str,
          hash_: bool | None, verbose: bool) -> None:
-    """Scan model files and directories statically; nothing is executed or unpickled."""
+    """Scan model files and directories statically; nothing is executed or unpickled.
+
+    PATHS may also be remote: hf://ORG/NAME[@REV][/PATH] (the Hub, a mirror or mlwarden
+    serve, per HF_ENDPOINT and HF_TOKEN), s3://BUCKET/PREFIX, gs://BUCKET/PREFIX. Remote
+    files are read with range requests: only the bytes the scanner needs.
+    """
     from mlwarden.scan.engine import InputError, ScanOptions, scan_paths
 
     options = ScanOptions(workers=workers,

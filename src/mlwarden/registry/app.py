@@ -216,6 +216,33 @@ class Registry:
         }
         return JSONResponse(body)
 
+    def list_models(self, principal: Principal, query: dict[str, list[str]],
+                    call: Call) -> Response:
+        """``GET /api/models[?author=ORG][&search=TEXT]``: the repositories this principal
+        can see (``HfApi.list_models``), sorted by id; gated ones only with a token."""
+        call.action = "list"
+        author = query.get("author", [None])[-1]
+        search = (query.get("search", [""])[-1] or "").lower()
+        out: list[dict[str, Any]] = []
+        for info in self.store.repos():
+            org = info.id.split("/", 1)[0]
+            if author is not None and org != author:
+                continue
+            if search and search not in info.id.lower():
+                continue
+            if principal.token is not None and not principal.token.can_read(info.id):
+                continue
+            if info.gated and principal.token is None:
+                continue
+            if self.store.visible_repo(info.id) is None:
+                continue
+            out.append({"_id": hashlib.sha1(info.id.encode(), usedforsecurity=False)
+                        .hexdigest()[:24], "id": info.id, "modelId": info.id, "author": org,
+                        "private": True, "gated": "manual" if info.gated else False,
+                        "createdAt": iso(info.created_at), "tags": [], "downloads": 0,
+                        "likes": 0})
+        return JSONResponse(sorted(out, key=lambda d: d["id"]))
+
     def tree(self, principal: Principal, repo_id: str, revision: str, path: str,
              query: dict[str, list[str]], url: Callable[[int], str], call: Call) -> Response:
         call.action = "tree"
@@ -278,12 +305,16 @@ class Registry:
         call.action = "refs"
         repo = self.visible_repo(principal, repo_id, call)
         body: dict[str, Any] = {"branches": [], "converts": [], "tags": []}
+        prs: list[dict[str, Any]] = []
         for r in self.store.refs(repo.id):
+            if r.name.startswith("refs/pr/"):  # approved pull-request heads (write API)
+                prs.append({"name": r.name, "ref": r.name, "targetCommit": r.commit})
+                continue
             key, ns = ("branches", "heads") if r.kind == "branch" else ("tags", "tags")
             body[key].append({"name": r.name, "ref": f"refs/{ns}/{r.name}",
                               "targetCommit": r.commit})
         if query.get("include_prs", ["0"])[-1].lower() in ("1", "true"):
-            body["pullRequests"] = []
+            body["pullRequests"] = prs
         return JSONResponse(body)
 
     def resolve(self, principal: Principal, repo_id: str, revision: str, path: str,
@@ -403,6 +434,14 @@ def create_app(store: Store, settings: Settings | None = None,
                 segs[0] == "api" and len(segs) > 1 and segs[1] in ("datasets", "spaces")):
             await anyio.to_thread.run_sync(reg.authenticate, authz, call)
             raise not_found_repo("not-found")  # the store holds models only
+        if segs == ["api", "models"] and method == "GET":
+            def run_list() -> Response:
+                principal = reg.authenticate(authz, call)
+                return reg.list_models(principal, query, call)
+
+            resp = await anyio.to_thread.run_sync(run_list)
+            writer.log(_entry(call, resp.status_code, 0))
+            return resp
         if segs[0] == "api" and len(segs) >= 4 and segs[1] == "models":
             repo = f"{segs[2]}/{segs[3]}"
             rest = segs[4:]
