@@ -38,6 +38,9 @@ def main() -> None:
             error = f"{type(exc).__name__}: {exc}"[:300]
         out[path] = {"rules": sorted(rules), "seconds": time.perf_counter() - started,
                      "risk": risk, "error": error}
+        if len(sys.argv) > 1:  # progress file: partial results survive
+            with open(sys.argv[1], "a") as fh:
+                fh.write(json.dumps({path: out[path]}) + "\n")
     json.dump(out, sys.stdout)
 
 

@@ -61,6 +61,8 @@ def _ours(paths: list[Path]) -> dict[str, dict[str, object]]:
             verdict, rules = "error", [str(exc)[:100]]
         out[str(p)] = {"verdict": verdict, "rules": rules,
                        "seconds": time.perf_counter() - started}
+        with (WORK / "ours-progress.jsonl").open("a") as fh:  # partial results survive
+            fh.write(json.dumps({str(p): out[str(p)]}) + "\n")
     return out
 
 
@@ -72,7 +74,8 @@ def _guarddog_start(paths: list[Path]) -> subprocess.Popen[str]:
         subprocess.run([sys.executable, "-m", "venv", str(GD_VENV)], check=True)
         subprocess.run([str(py), "-m", "pip", "install", "-q", f"guarddog=={GD_VERSION}"],
                        check=True)
-    proc = subprocess.Popen([str(py), str(ROOT / "benchmarks" / "guarddog_runner.py")],
+    proc = subprocess.Popen([str(py), str(ROOT / "benchmarks" / "guarddog_runner.py"),
+                             str(WORK / "guarddog-progress.jsonl")],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True)
     assert proc.stdin is not None

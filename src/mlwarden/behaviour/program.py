@@ -55,6 +55,9 @@ def analyse_module(data: bytes, path: str, module: str | None = None, package: b
     except RecursionError:
         return Module(key, path, problem=ParseProblem("syntax", "source nested too deeply to "
                                                        "analyse"))
+    except Exception as exc:  # noqa: BLE001 - hostile input must not crash a scan
+        return Module(key, path, problem=ParseProblem(
+            "syntax", f"internal error while analysing: {type(exc).__name__}: {exc}"))
     finally:
         sys.setrecursionlimit(limit)
     return Module(key, path, tree, resolver, collector, folded=folded_identifiers(data))

@@ -789,7 +789,7 @@ class Resolver:
                         return fmt.format(*vals, **{k.arg: (self.fold(k.value, env, d)
                                                             or UNKNOWN)
                                                     for k in node.keywords if k.arg})
-                    except (IndexError, KeyError, ValueError, AttributeError):
+                    except (IndexError, KeyError, ValueError, AttributeError, TypeError):
                         return fmt
             if method in ("lower", "upper", "strip", "lstrip", "rstrip", "title", "casefold"):
                 s = self.fold(recv, env, d)
