@@ -55,7 +55,7 @@ def analyse_module(data: bytes, path: str, module: str | None = None, package: b
     except RecursionError:
         return Module(key, path, problem=ParseProblem("syntax", "source nested too deeply to "
                                                        "analyse"))
-    except Exception as exc:  # noqa: BLE001 - hostile input must not crash a scan
+    except Exception as exc:
         return Module(key, path, problem=ParseProblem(
             "syntax", f"internal error while analysing: {type(exc).__name__}: {exc}"))
     finally:
