@@ -15,6 +15,7 @@ def all_rules() -> list[Rule]:
     import_all_readers()
     import mlwarden.lint.rules  # noqa: F401  (lint rules are declared outside the scanner)
     from mlwarden.airlock import rules as _airlock_rules  # noqa: F401  (airlock, verify)
+    from mlwarden.behaviour import rules as _behaviour_rules  # noqa: F401  (Python analyser)
     from mlwarden.deps import doctor as _doctor  # noqa: F401  (deps/doctor rules)
     from mlwarden.deps import rules as _deps_rules  # noqa: F401
     from mlwarden.deps.inspect import rules as _pkg_rules  # noqa: F401  (deps inspect)

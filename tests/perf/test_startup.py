@@ -36,7 +36,7 @@ with open(modules_file, "w") as fh:
 """
 
 # Imported only when a scan meets content that needs them.
-_LAZY = ("rich", "tarfile", "mlwarden.scan.remote_code", "mlwarden.scan.pyast", "py7zr",
+_LAZY = ("rich", "tarfile", "mlwarden.scan.remote_code", "mlwarden.behaviour", "py7zr",
          "zstandard", "lz4", "multiprocessing", "concurrent.futures")
 
 

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mlwarden.behaviour.knowledge import is_secret_env_name
 from mlwarden.report.model import Verdict
 from mlwarden.scan.context import Limits, ScanContext
-from mlwarden.scan.pyast.catalog import is_secret_env_name
 from mlwarden.scan.remote_code import analyze_python, relative_imports
 
 
@@ -84,7 +84,8 @@ def rules(src: str) -> set[tuple[str, int]]:
     ("m = input()\n__import__(m)\n", "code-dynamic-import", 2),
     ("__import__('o' + 's')\n", "code-dynamic-import", 1),
     ("import marshal\nmarshal.loads(open('x', 'rb').read())\n", "code-unmarshal", 2),
-    ("import ctypes\nctypes.CDLL('libc.so.6')\n", "code-native-extension", 2),
+    ("import ctypes\nctypes.CDLL('libc.so.6')\n", "code-load-native", 2),
+    ("import ctypes\nctypes.CDLL('./libkernels.so')\n", "code-native-extension", 2),
 ])
 def test_detects(src: str, rule: str, line: int) -> None:
     assert (rule, line) in rules(src)

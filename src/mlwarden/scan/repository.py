@@ -326,7 +326,7 @@ def _code_entries(root: TreeReader, files: dict[str, FileResult],
 
     # Follow relative imports the way transformers does (regex over the text).
     queue = list(entries)
-    if queue:  # the Python analysis (remote_code, pyast) loads only when there is code
+    if queue:  # the Python analysis (remote_code, behaviour) loads only when there is code
         from mlwarden.scan.remote_code import relative_imports
     while queue and len(entries) < MAX_CODE_FILES:
         py = queue.pop(0)

@@ -15,73 +15,37 @@ KNOWN_PTH_LINES = frozenset({
 })
 
 CMDCLASS = rule(
-    "pkg-cmdclass", Verdict.SUSPICIOUS, Severity.MEDIUM,
+    "pkg-cmdclass", Verdict.CLEAN, Severity.INFO,
     "setup.py or [tool.setuptools] replaces a setuptools command",
-    "Custom install/develop/egg_info/build commands run arbitrary code when the package is "
-    "installed from source. Read the command classes before installing.",
+    "Custom install/develop/egg_info/build commands run code when the package is installed "
+    "from source. Their methods are analysed as install-time code (code-* findings).",
 )
 IN_TREE_BACKEND = rule(
-    "pkg-in-tree-backend", Verdict.SUSPICIOUS, Severity.MEDIUM,
+    "pkg-in-tree-backend", Verdict.CLEAN, Severity.INFO,
     "Build backend loaded from the package itself (backend-path)",
-    "Building the sdist imports code shipped inside it; that code runs with the installer's "
-    "rights. Prefer wheels, or review the backend module.",
+    "Building the sdist imports code shipped inside it; that module and its PEP 517 hooks "
+    "are analysed as install-time code (code-* findings).",
 )
-NETWORK = rule(
-    "pkg-network", Verdict.SUSPICIOUS, Severity.HIGH,
-    "Install-time or import-time code opens network connections",
-    "Packages have no reason to reach the network when installed or imported; this is how "
-    "payloads are fetched and data is exfiltrated.",
+NATIVE_BINARY = rule(
+    "pkg-native-binary", Verdict.CLEAN, Severity.INFO,
+    "Bundled native binary",
+    "An ELF, PE or Mach-O file in the package (extension modules, vendored libraries, "
+    "launchers). Found by content, not by name. Context: what runs it is judged by the "
+    "code-* rules.",
 )
-PROCESS = rule(
-    "pkg-process", Verdict.SUSPICIOUS, Severity.MEDIUM,
-    "Install-time or import-time code spawns processes",
-    "Common in build scripts (git describe, compilers); unusual on import. Check what runs.",
-)
-SECRETS = rule(
-    "pkg-secrets", Verdict.SUSPICIOUS, Severity.HIGH,
-    "Code reads secrets, SSH keys, credential files or the whole environment",
-    "Reading ~/.ssh, cloud credentials, tokens or dumping os.environ at install or import "
-    "time is the first half of credential theft (torchtriton read SSH keys and env vars).",
-)
-EXFILTRATION = rule(
-    "pkg-exfiltration", Verdict.MALICIOUS, Severity.CRITICAL,
-    "Code reads secrets and opens network connections",
-    "Reading credentials and talking to the network in the same install/import-time code "
-    "is the shape of an exfiltration payload.",
-)
-DYNAMIC_EXEC = rule(
-    "pkg-dynamic-exec", Verdict.SUSPICIOUS, Severity.HIGH,
-    "exec/eval/compile of a computed string at install or import time",
-    "Dynamic code defeats review; check where the string comes from.",
-)
-OBFUSCATED_EXEC = rule(
-    "pkg-obfuscated-exec", Verdict.MALICIOUS, Severity.CRITICAL,
-    "Decodes or downloads code and executes it",
-    "exec(base64/zlib/marshal/hex-decoded data) or exec of a downloaded body hides a payload "
-    "from review; legitimate packages do not do this.",
-)
-AGENT_MEMORY = rule(
-    "pkg-agent-memory", Verdict.MALICIOUS, Severity.CRITICAL,
-    "Writes coding-agent memory or instruction files",
-    "CLAUDE.md, AGENTS.md, .cursorrules, ~/.claude and similar files steer coding agents; a "
-    "package that writes them at install or import time is planting instructions.",
-)
-OUTSIDE_WRITE = rule(
-    "pkg-outside-write", Verdict.SUSPICIOUS, Severity.MEDIUM,
-    "Install-time or import-time code writes outside the package (home or system paths)",
-    "Writes to ~ or /etc at install/import time modify the host, not the package.",
-)
-CONDITIONAL_TRIGGER = rule(
-    "pkg-conditional-trigger", Verdict.SUSPICIOUS, Severity.HIGH,
-    "Risky behaviour runs only under a condition (CI variable, date, host or user)",
-    "Payloads hide from sandboxes and developers by firing only in CI, after a date or on "
-    "chosen hosts.",
+DISGUISED_BINARY = rule(
+    "pkg-disguised-binary", Verdict.SUSPICIOUS, Severity.HIGH,
+    "Native binary named like data, or native code in a pure-Python wheel",
+    "An executable or library whose name says image, text or data, or an ELF/Mach-O file "
+    "in a none-any wheel, is how droppers ship their second stage. Reference: GuardDog "
+    "bundled_binary; Phylum reports of PyPI packages shipping disguised executables (2023).",
 )
 PTH_EXEC = rule(
-    "pkg-pth-exec", Verdict.SUSPICIOUS, Severity.MEDIUM,
+    "pkg-pth-exec", Verdict.CLEAN, Severity.INFO,
     ".pth file with an executable 'import' line",
     "site.py executes such lines at every interpreter start, for every program, before any "
-    "user code. Known setuptools/virtualenv lines are not reported.",
+    "user code. Context: the line is analysed as start-up code (code-* findings; a process "
+    "there is malicious). Known setuptools/virtualenv lines are not reported.",
 )
 UNREADABLE = rule(
     "pkg-unreadable", Verdict.UNSCANNABLE, Severity.MEDIUM,

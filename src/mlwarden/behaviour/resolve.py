@@ -38,6 +38,9 @@ _MODULE_ALIASES = {"posix": "os", "nt": "os", "posixpath": "os.path", "ntpath": 
                    "_io": "io", "_pickle": "pickle", "__builtin__": "builtins"}
 _CODEC_ROT13 = frozenset({"rot13", "rot_13", "rot-13"})
 _HOME_VARS = frozenset({"HOME", "USERPROFILE"})
+_SITE_DIRS = frozenset({"site.getsitepackages", "site.getusersitepackages",
+                        "sysconfig.get_paths", "distutils.sysconfig.get_python_lib",
+                        "sysconfig.get_path"})
 
 Env = dict[str, "ast.expr | None"]  # None marks a local whose value is not tracked
 Container = ast.Dict | ast.List | ast.Tuple | ast.Set
@@ -205,15 +208,53 @@ def _bind_unknown(target: ast.expr, env: Env) -> None:
             env[node.id] = None
 
 
-class Resolver:
-    """Per-module tables: import aliases, module-level assignments, defined names."""
+def _import_statements(body: list[ast.stmt]) -> Iterable[ast.Import | ast.ImportFrom]:
+    """Import statements anywhere in a module (functions and classes included), walking
+    statements only: expressions hold no imports, and skipping them is most of the cost."""
+    stack: list[ast.AST] = list(reversed(body))
+    while stack:
+        stmt = stack.pop()
+        if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+            yield stmt
+            continue
+        for field in ("body", "orelse", "finalbody", "handlers", "cases"):
+            inner = getattr(stmt, field, None)
+            if isinstance(inner, list):
+                stack.extend(reversed([x for x in inner if isinstance(
+                    x, (ast.stmt, ast.excepthandler, ast.match_case))]))
 
-    def __init__(self, tree: ast.Module) -> None:
-        self.aliases: dict[str, str] = {}
-        self.star_modules: list[str] = []
-        self.module_env: Env = {}
-        self.defined: set[str] = set()
-        for node in ast.walk(tree):
+
+def environ_bound(env: Env, known: set[str]) -> set[str]:
+    """Names of ``env`` bound to an expression that mentions os.environ (or a name that
+    does): the only names worth qualifying when looking for environment reads."""
+    out: set[str] = set()
+    for k, v in env.items():
+        if v is None or isinstance(v, (ast.Constant, Element)):
+            continue
+        for sub in ast.walk(v):
+            if (isinstance(sub, ast.Attribute) and sub.attr == "environ") or (
+                    isinstance(sub, ast.Name) and (sub.id in known or sub.id == "environ")):
+                out.add(k)
+                break
+    return out
+
+
+class Resolver:
+    """Per-module tables: import aliases, module-level assignments, defined names.
+
+    ``module`` is the module's dotted name (``pkg.sub.mod``; for a package's ``__init__``
+    the package name with ``package=True``) so that relative imports resolve to absolute
+    names; ``parent`` is the resolver of the module whose globals exec'd code runs in."""
+
+    def __init__(self, tree: ast.Module, module: str | None = None, package: bool = False,
+                 parent: Resolver | None = None) -> None:
+        self.module = module
+        self.package = package
+        self.aliases: dict[str, str] = dict(parent.aliases) if parent else {}
+        self.star_modules: list[str] = list(parent.star_modules) if parent else []
+        self.module_env: Env = dict(parent.module_env) if parent else {}
+        self.defined: set[str] = set(parent.defined) if parent else set()
+        for node in _import_statements(tree.body):
             if isinstance(node, ast.Import):
                 for a in node.names:
                     if a.asname:
@@ -221,14 +262,23 @@ class Resolver:
                     else:
                         top = a.name.split(".")[0]
                         self.aliases[top] = normalise(top)
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                mod = normalise(node.module)
+            elif isinstance(node, ast.ImportFrom):
+                base = self.absolute(node.module, node.level)
+                if base is None:
+                    continue
+                mod = normalise(base)
                 for a in node.names:
                     if a.name == "*":
                         self.star_modules.append(mod)
                     else:
                         self.aliases[a.asname or a.name] = normalise(f"{mod}.{a.name}")
         collect_env(tree.body, self.module_env)
+        # Names that may stand for os.environ (the collector qualifies only these).
+        self.environ_names = {k for k, v in self.aliases.items() if v in ("os", "os.environ")}
+        self.environ_names |= environ_bound(self.module_env, self.environ_names)
+        self.uses_ctypes: bool = parent.uses_ctypes if parent else any(
+            v.split(".")[0] in ("ctypes", "_ctypes", "cffi") for v in self.aliases.values())
+
         for stmt in tree.body:
             if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 self.defined.add(stmt.name)
@@ -237,6 +287,25 @@ class Resolver:
         self._steps = 0
         self._active: set[str] = set()  # names being folded (breaks self-reference)
 
+    def child(self, tree: ast.Module) -> Resolver:
+        """A resolver for code exec'd in this module's globals."""
+        return Resolver(tree, self.module, self.package, parent=self)
+
+    def absolute(self, module: str | None, level: int) -> str | None:
+        """``from ..x import y`` -> the absolute module name of ``..x``, when known."""
+        if level == 0:
+            return module
+        if self.module is None:
+            return None
+        parts = self.module.split(".")
+        if not self.package:
+            parts = parts[:-1]
+        if level - 1 > len(parts) or (level - 1 == len(parts) and not module):
+            return None
+        base = parts[: len(parts) - (level - 1)]
+        if module:
+            base.append(module)
+        return ".".join(base) if base else None
     # ------------------------------------------------------------------ lookup
 
     def lookup(self, name: str, env: Env | None) -> tuple[bool, ast.expr | None]:
@@ -544,8 +613,32 @@ class Resolver:
                 key = self.fold(node.args[0], env, depth + 1)
                 return self._qualify_key(base, key, env, depth) \
                     if key and UNKNOWN not in key else None
+        if isinstance(f, ast.Call) and node.args:  # operator.attrgetter("system")(os)
+            inner = self.qualify(f.func, env, depth + 1)
+            if inner in ("operator.attrgetter", "operator.methodcaller") and f.args:
+                base = self.qualify(node.args[0], env, depth + 1)
+                attr = self.fold(f.args[0], env, depth + 1)
+                if base and attr and UNKNOWN not in attr:
+                    return normalise(f"{base}.{attr}")
         func = self.qualify(node.func, env, depth + 1)
         if func is None:
+            return None
+        if func.endswith(".__getattribute__") and node.args:
+            owner = func[: -len(".__getattribute__")]
+            if owner in ("object", "type", "builtins.object", "builtins.type") \
+                    and len(node.args) >= 2:
+                base = self.qualify(node.args[0], env, depth + 1)
+                attr = self.fold(node.args[1], env, depth + 1)
+            else:
+                base = owner
+                attr = self.fold(node.args[0], env, depth + 1)
+            if base and attr and UNKNOWN not in attr:
+                return normalise(f"{base}.{attr}")
+            return None
+        if func in ("pkgutil.resolve_name", "pydoc.locate") and node.args:
+            name = self.fold(node.args[0], env, depth + 1)
+            if name and UNKNOWN not in name:
+                return normalise(name.replace(":", "."))
             return None
         if func in ("functools.partial", "functools.partialmethod") and node.args:
             return self.qualify(node.args[0], env, depth + 1)  # partial(os.system, "id")()
@@ -638,7 +731,12 @@ class Resolver:
                 return None
             return f"{left or UNKNOWN}/{right or UNKNOWN}"
         if isinstance(node.op, ast.Mod) and left is not None:
-            return left.replace("%s", UNKNOWN)
+            vals = node.right.elts if isinstance(node.right, ast.Tuple) else [node.right]
+            folded = [self.fold(v, env, d) or UNKNOWN for v in vals[:64]]
+            try:
+                return left % tuple(folded)
+            except (TypeError, ValueError, KeyError, OverflowError):
+                return left.replace("%s", UNKNOWN)
         if isinstance(node.op, ast.Mult) and left is not None:
             if isinstance(node.right, ast.Constant) and isinstance(node.right.value, int):
                 n = node.right.value
@@ -648,6 +746,9 @@ class Resolver:
         return None
 
     def _fold_subscript(self, node: ast.Subscript, env: Env | None, d: int) -> str | None:
+        if isinstance(node.value, ast.Call) and self.qualify(node.value.func, env, d) \
+                in _SITE_DIRS:
+            return "site-packages"  # site.getsitepackages()[0]
         base_q = self.qualify(node.value, env, d)
         if base_q == "os.environ":
             key = self.fold(node.slice, env, d)
@@ -688,7 +789,7 @@ class Resolver:
                         return fmt.format(*vals, **{k.arg: (self.fold(k.value, env, d)
                                                             or UNKNOWN)
                                                     for k in node.keywords if k.arg})
-                    except (IndexError, KeyError, ValueError, AttributeError):
+                    except (IndexError, KeyError, ValueError, AttributeError, TypeError):
                         return fmt
             if method in ("lower", "upper", "strip", "lstrip", "rstrip", "title", "casefold"):
                 s = self.fold(recv, env, d)
@@ -718,8 +819,14 @@ class Resolver:
             return None
         first = self.fold(args[0], env, d) if args else None
         if q in ("str", "os.fspath", "os.path.expanduser", "os.path.abspath", "os.path.realpath",
-                 "os.path.normpath", "os.path.expandvars", "repr"):
+                 "os.path.normpath", "os.path.expandvars", "repr", "compile", "codecs.encode",
+                 "bytes.decode", "str.lower", "io.BytesIO", "io.StringIO", "bytes.strip"):
+            if q == "codecs.encode" and len(args) >= 2 and (
+                    self.fold(args[1], env, d) or "").lower() in _CODEC_ROT13 and first:
+                return codecs.encode(first, "rot13")
             return first
+        if q in ("reversed", "list", "tuple") and first is not None:
+            return first[::-1] if q == "reversed" else first
         if q in ("pathlib.Path", "pathlib.PurePath", "pathlib.PosixPath", "os.path.join"):
             return self._join_paths(args, env, d) if args else None
         if q == "pathlib.Path.home":
@@ -727,7 +834,12 @@ class Resolver:
         if q in ("pathlib.Path.cwd", "os.getcwd"):
             return "."
         if q in ("os.getenv", "os.environ.get"):
-            return "~" if first in _HOME_VARS else UNKNOWN
+            if first in _HOME_VARS:
+                return "~"
+            default = self.fold(args[1], env, d) if len(args) > 1 else None
+            return default if default is not None else UNKNOWN  # PKG_CONFIG or 'pkg-config'
+        if q in _SITE_DIRS:
+            return "site-packages"
         if q in ("tempfile.gettempdir", "tempfile.mkdtemp"):
             return "/tmp"
         if q in ("os.path.dirname", "os.path.basename"):
@@ -747,7 +859,11 @@ class Resolver:
         if q in ("zlib.decompress", "gzip.decompress", "bz2.decompress", "lzma.decompress"):
             return _decode(lambda s: _decompress(q, s), first)
         if q == "codecs.decode" and len(args) >= 2:
-            enc = (self.fold(args[1], env, d) or "").lower()
+            enc = (self.fold(args[1], env, d) or "").lower().replace("-", "_")
+            if enc in ("zlib", "zlib_codec", "zip"):
+                return _decode(lambda s: _decompress("zlib.decompress", s), first)
+            if enc in ("bz2", "bz2_codec"):
+                return _decode(lambda s: _decompress("bz2.decompress", s), first)
             if enc in _CODEC_ROT13:
                 return codecs.decode(first, "rot13") if first is not None else None
             if enc in ("hex", "hex_codec"):
@@ -755,6 +871,23 @@ class Resolver:
             if enc in ("base64", "base64_codec"):
                 return _decode(lambda s: _b64("base64.b64decode", s), first)
             return first
+        return None
+
+    def fold_items(self, node: ast.AST, env: Env | None = None) -> list[str] | None:
+        """The strings of a list a name is bound to (a command built as a list)."""
+        self._steps = 0
+        if isinstance(node, ast.Name):
+            found = self._container(node, env, 1)
+            if found is None or not isinstance(found[0], (ast.List, ast.Tuple)):
+                return None
+            return [self.fold(e, found[1], 2) or UNKNOWN for e in found[0].elts[:32]]
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+            left, right = self.fold_items(node.left, env), self.fold_items(node.right, env)
+            if left is None and right is None:
+                return None
+            return [*(left or [UNKNOWN]), *(right or [UNKNOWN])]
+        if isinstance(node, (ast.List, ast.Tuple)):
+            return [self.fold(e, env, 1) or UNKNOWN for e in node.elts[:32]]
         return None
 
     def _join_paths(self, args: list[ast.expr], env: Env | None, d: int) -> str | None:
@@ -769,6 +902,8 @@ class Resolver:
 
     def _fold_iterable(self, node: ast.AST, env: Env | None, d: int) -> list[str] | None:
         """Pieces of a list/tuple, ``map(chr, [...])`` or ``(chr(c) for c in [...])``."""
+        if not self._budget(d):  # ``x = [y for y in x]`` refers to itself
+            return None
         if isinstance(node, ast.Name):
             found, value = self.lookup(node.id, env)
             return self._fold_iterable(value, env, d + 1) if found and value is not None else None
@@ -783,17 +918,17 @@ class Resolver:
             return out
         if isinstance(node, ast.Call) and self.qualify(node.func, env, d) == "map" \
                 and len(node.args) == 2 and self.qualify(node.args[0], env, d) == "chr":
-            return self._fold_iterable(node.args[1], env, d)
+            return self._fold_iterable(node.args[1], env, d + 1)
         if isinstance(node, (ast.GeneratorExp, ast.ListComp)) and len(node.generators) == 1:
             gen = node.generators[0]
             elt = node.elt
             if isinstance(elt, ast.Call) and self.qualify(elt.func, env, d) == "chr" \
                     and elt.args and isinstance(elt.args[0], ast.Name) \
                     and isinstance(gen.target, ast.Name) and elt.args[0].id == gen.target.id:
-                return self._fold_iterable(gen.iter, env, d)
+                return self._fold_iterable(gen.iter, env, d + 1)
             if isinstance(elt, ast.Name) and isinstance(gen.target, ast.Name) \
                     and elt.id == gen.target.id:
-                return self._fold_iterable(gen.iter, env, d)
+                return self._fold_iterable(gen.iter, env, d + 1)
         s = self.fold(node, env, d)
         return list(s) if s is not None else None
 
