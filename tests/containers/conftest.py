@@ -61,10 +61,10 @@ def pickles(monkeypatch: pytest.MonkeyPatch, real_interpreter: bool) -> Iterator
     real = pk.scan_pickle
 
     def stub(data: Any, ctx: ScanContext, *, member: str | None = None, start: int = 0,
-             stacked: bool = True) -> Any:
+             stacked: bool = True, **kwargs: Any) -> Any:
         spy.members.append(member)
         if real_interpreter:
-            return real(data, ctx, member=member, start=start, stacked=stacked)
+            return real(data, ctx, member=member, start=start, stacked=stacked, **kwargs)
         end = None
         count = 0
         try:

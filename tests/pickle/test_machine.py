@@ -81,7 +81,7 @@ def test_joblib_alignment_padding_is_skipped() -> None:
     buf = io.BytesIO()
     joblib.dump([np.arange(7, dtype=np.int8), np.arange(3.0)], buf)
     ctx = ScanContext("x", Limits())
-    res = scan_pickle(buf.getvalue(), ctx)
+    res = scan_pickle(buf.getvalue(), ctx, joblib=True)
     assert res.count == 1 and res.joblib_arrays == 2 and ctx.findings == []
 
 

@@ -38,7 +38,9 @@ _STDLIB_VALUE = _s(RNC, "standard-library value type")
 
 NAMES: dict[str, Safe] = {
     # Pickle's own reconstruction helpers.
-    "copyreg._reconstructor": _s(C, "protocol 0/1 object reconstruction", constructs=(0,)),
+    "copyreg._reconstructor": _s(C, "protocol 0/1 object reconstruction (base.__init__ "
+                                    "runs unless base is object)", invokes=(1,),
+                                 constructs=(0,)),
     "copyreg.__newobj__": _s(C, "protocol 2 object reconstruction", constructs=(0,)),
     "copyreg.__newobj_ex__": _s(C, "protocol 2+ object reconstruction", constructs=(0,)),
     "copyreg._reconstructor.__self__": _s(R, "reconstruction helper"),
@@ -66,22 +68,30 @@ NAMES: dict[str, Safe] = {
     "logging.getLogger": _s(RNC, "loggers pickle by name"),
     "zoneinfo.ZoneInfo": _STDLIB_VALUE, "zoneinfo.ZoneInfo._unpickle": _STDLIB_VALUE,
     "array.array": _STDLIB_VALUE, "array._array_reconstructor": _STDLIB_VALUE,
+    # A partial only wraps its target; calling the partial calls the target, which the
+    # interpreter then judges as called (BUILD state may swap the target: followed too).
+    "functools.partial": _s(RNC, "callable wrapper (its target is judged where called)"),
+    "_functools.partial": _s(RNC, "callable wrapper (its target is judged where called)"),
     "_codecs.encode": _s(RNC, "protocol 0-2 bytes are pickled as codecs.encode(str, 'latin1')"),
     "codecs.encode": _s(RNC, "protocol 0-2 bytes"),
     # numpy.
-    **{f"{m}.{n}": _NUMPY for m in ("numpy.core.multiarray", "numpy._core.multiarray")
-       for n in ("_reconstruct", "scalar")},
+    **{f"{m}._reconstruct": _s(RNC, "numpy array reconstruction", constructs=(0,))
+       for m in ("numpy.core.multiarray", "numpy._core.multiarray")},
+    **{f"{m}.scalar": _NUMPY for m in ("numpy.core.multiarray", "numpy._core.multiarray")},
     **{f"{m}._frombuffer": _NUMPY for m in ("numpy.core.numeric", "numpy._core.numeric")},
     "numpy.ndarray": _NUMPY, "numpy.dtype": _NUMPY, "numpy.matrix": _NUMPY,
-    "numpy.ma.core._mareconstruct": _NUMPY, "numpy.ma.core.MaskedArray": _NUMPY,
+    "numpy.ma.core._mareconstruct": _s(RNC, "numpy masked array", constructs=(0, 1)),
+    "numpy.ma.core.MaskedArray": _NUMPY,
     "numpy.core.records.recarray": _NUMPY, "numpy.record": _NUMPY,
     **{f"numpy.{n}": _NUMPY for n in (
         "bool_", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
         "float16", "float32", "float64", "longdouble", "complex64", "complex128", "str_",
         "bytes_", "object_", "void", "datetime64", "timedelta64", "intc", "uintc", "intp",
         "uintp", "longlong", "ulonglong", "half", "single", "double", "clongdouble")},
-    **{f"numpy.random._pickle.{n}": _NUMPY_RANDOM for n in (
-        "__randomstate_ctor", "__bit_generator_ctor", "__generator_ctor")},
+    # Each calls a callable it is given (bit_generator_ctor; a class for the bit generator).
+    "numpy.random._pickle.__randomstate_ctor": _s(C, "numpy RandomState", invokes=(1,)),
+    "numpy.random._pickle.__generator_ctor": _s(C, "numpy Generator", invokes=(1,)),
+    "numpy.random._pickle.__bit_generator_ctor": _s(C, "numpy bit generator", invokes=(0,)),
     **{n: _NUMPY_RANDOM for n in (
         "numpy.random._mt19937.MT19937", "numpy.random._pcg64.PCG64",
         "numpy.random._pcg64.PCG64DXSM", "numpy.random._philox.Philox",
@@ -94,8 +104,10 @@ NAMES: dict[str, Safe] = {
         "_rebuild_parameter_with_state", "_rebuild_qtensor", "_rebuild_sparse_tensor",
         "_rebuild_sparse_csr_tensor", "_rebuild_nested_tensor",
         "_rebuild_device_tensor_from_numpy", "_rebuild_device_tensor_from_cpu_tensor",
-        "_rebuild_meta_tensor_no_storage", "_rebuild_wrapper_subclass", "_rebuild_xla_tensor",
+        "_rebuild_meta_tensor_no_storage", "_rebuild_xla_tensor",
         "_rebuild_mtia_tensor", "_set_obj_state")},
+    "torch._utils._rebuild_wrapper_subclass": _s(RNC, "tensor wrapper subclass",
+                                                 constructs=(0,)),
     "torch._tensor._rebuild_from_type": _s(C, "tensor subclass rebuild (calls its func)",
                                            invokes=(0,), constructs=(1,)),
     "torch._tensor._rebuild_from_type_v2": _s(C, "tensor subclass rebuild (calls its func)",

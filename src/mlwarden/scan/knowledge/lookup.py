@@ -57,6 +57,10 @@ def lookup(module: str, qualname: str) -> Knowledge:
     """
     module = _MODULE_ALIASES.get(module, module)
     name = f"{module}.{qualname}"
+    # An exact allowlist entry vouches for that one object inside a dangerous module
+    # (functools.partial); an exact dangerous entry still wins.
+    if name in allowlist.NAMES and name not in dangerous.NAMES:
+        return Knowledge(name, None, allowlist.NAMES[name])
     danger = dangerous.find(module, qualname)
     if danger is None and (module.endswith(".__main__") or module == "__main__.__main__"):
         danger = dangerous.SIDE_EFFECT_IMPORT

@@ -12,6 +12,7 @@ from __future__ import annotations
 import codecs
 from struct import Struct, unpack_from
 
+from mlwarden.scan.pickle import cnum
 from mlwarden.scan.pickle.values import (
     CALL,
     NEW,
@@ -23,6 +24,7 @@ from mlwarden.scan.pickle.values import (
     SymDict,
     SymSet,
     Unknown,
+    describe,
 )
 
 HIGHEST_PROTOCOL = 5
@@ -241,6 +243,11 @@ class Machine:
         off = self.op_pos
         func = _unwrap_persistent_class(func)
         self.calls.append((func, args, kind, off))
+        if kind == "call":
+            target = _wrapped_callable(func)
+            if target is not None:
+                # staticmethod(f)(...) and partial(f, ...)(...) call f.
+                return self.invoke(target, args, kind)
         if isinstance(func, Global):
             if kind == "new":
                 func.uses |= NEW
@@ -256,6 +263,10 @@ class Machine:
                     return args[0].encode("latin-1")
                 except UnicodeEncodeError:
                     pass
+            if full == "builtins.str":
+                folded = _fold_str(args)
+                if folded is not None:
+                    return folded
             if full in RESOLVERS:
                 resolved = self._resolve(full, args)
                 if resolved is not None:
@@ -268,7 +279,7 @@ class Machine:
                     self.nested.append((full, bytes(blob), off))
                 else:
                     self.note("nested", f"{full} is handed data computed at load time")
-            self._mark_arguments(full, args)
+            self._mark_arguments(func, args)
         elif isinstance(func, Attr):
             self.note("call-attr", f"calls method {func.name!r} of a reconstructed object")
         else:
@@ -297,30 +308,42 @@ class Machine:
             return g
         return None
 
-    def _mark_arguments(self, full: str, args: object) -> None:
-        """Globals passed to reconstruction helpers are constructed or invoked by them."""
-        if not isinstance(args, tuple) or not args:
+    def _mark_arguments(self, func: Global, args: object) -> None:
+        """Helpers call or instantiate some of their arguments (the knowledge base says
+        which): those globals are called or reconstructed too. An argument tuple built by
+        a call, or a computed value in such a position, hides what runs."""
+        full = func.full
+        if full == "torch._utils._set_obj_state" and isinstance(args, tuple) and args:
+            self.mutate(args[0], "_set_obj_state (setattr per state item)")
+        roles = _helper_roles(func.module, func.name)
+        if roles is None:
             return
-        if full in ("copyreg._reconstructor", "copyreg.__newobj__", "copyreg.__newobj_ex__",
-                    "sklearn.neighbors._kd_tree.newObj", "sklearn.neighbors._ball_tree.newObj",
-                    "sklearn.metrics._dist_metrics.newObj"):
-            cls = args[0]
+        invokes, constructs = roles
+        if not isinstance(args, tuple):
+            self.note("call-value", f"{full} calls or reconstructs arguments built at load "
+                                    "time (its argument tuple is not a literal)")
+            return
+        for i in invokes:
+            if i >= len(args):
+                continue
+            target = _wrapped_callable(args[i]) or args[i]
+            if full == "copyreg._reconstructor" and isinstance(target, Global) \
+                    and target.full == "builtins.object":
+                continue  # base.__init__ runs only for a base other than object
+            if isinstance(target, Global):
+                target.uses |= CALL
+                if target.call_offset is None:
+                    target.call_offset, target.call_args = self.op_pos, args
+            elif isinstance(target, (Call, Attr, Persistent, Unknown)):
+                self.note("call-value", f"{full} calls a computed value (argument {i})")
+        for i in constructs:
+            if i >= len(args):
+                continue
+            cls = _unwrap_persistent_class(args[i])
             if isinstance(cls, Global):
                 cls.uses |= NEW
-            else:
+            elif isinstance(cls, (Call, Attr, Persistent, Unknown)):
                 self.note("call-value", f"{full} reconstructs a computed class")
-            if full == "copyreg._reconstructor" and len(args) >= 2:
-                base = args[1]
-                # base.__init__(obj, state) runs unless base is object.
-                if isinstance(base, Global) and base.full != "builtins.object":
-                    base.uses |= CALL
-        elif full in ("torch._tensor._rebuild_from_type", "torch._tensor._rebuild_from_type_v2"):
-            if isinstance(args[0], Global):
-                args[0].uses |= CALL
-            if len(args) > 1 and isinstance(args[1], Global):
-                args[1].uses |= NEW
-        elif full == "collections.defaultdict" and isinstance(args[0], Global):
-            args[0].uses |= CALL
 
     def mutate(self, target: object, how: str) -> None:
         if isinstance(target, Global):
@@ -429,6 +452,65 @@ def _dtype_size(dtype: object) -> tuple[int | None, bool]:
     return ({"?": 1, "b": 1, "B": 1}.get(letters[:1]), False)
 
 
+COMPUTED = "<computed>"  # module and name of an import computed at load time
+# Callable wrappers: calling the wrapper calls its first argument.
+_WRAPPERS = frozenset({"builtins.staticmethod", "builtins.classmethod", "functools.partial",
+                       "_functools.partial"})
+_SAFE_CODECS = frozenset({"ascii", "latin1", "latin-1", "utf-8", "utf8", "iso-8859-1"})
+
+
+def _maybe_str(value: object) -> bool:
+    """A str now, or a computed value that can be one when the loader runs."""
+    return type(value) is str or isinstance(value, (Call, Attr, Persistent, Unknown, Global))
+
+
+def _wrapped_callable(value: object, depth: int = 0) -> object | None:
+    """``f`` for ``staticmethod(f)``, ``classmethod(f)``, ``partial(f, ...)``. A partial's
+    BUILD state ``(func, args, kwds, dict)`` replaces its function."""
+    if not (isinstance(value, Call) and value.kind == "call" and isinstance(value.func, Global)
+            and value.func.full in _WRAPPERS) or depth > 16:
+        return None
+    inner: object
+    if value.state is not None and value.func.full.endswith("partial"):
+        st = value.state
+        inner = st[0] if isinstance(st, tuple) and st else Unknown("partial state")
+    elif isinstance(value.args, tuple) and value.args:
+        inner = value.args[0]
+    else:
+        inner = Unknown("wrapped callable")
+    return _wrapped_callable(inner, depth + 1) or inner
+
+
+def _fold_str(args: object) -> str | None:
+    """``builtins.str`` of constants, computed without importing anything."""
+    if not isinstance(args, tuple) or len(args) > 3:
+        return None
+    if not args:
+        return ""
+    if len(args) == 1 and isinstance(args[0], (str, int, float, bytes, type(None))) \
+            and not (isinstance(args[0], int) and args[0].bit_length() > 4000):
+        return str(args[0])
+    if isinstance(args[0], (bytes, bytearray)) and all(isinstance(a, str) for a in args[1:]):
+        enc = args[1].lower() if len(args) > 1 else "utf-8"
+        errors = args[2] if len(args) > 2 else "strict"
+        if enc in _SAFE_CODECS and errors in ("strict", "ignore", "replace"):
+            try:
+                return bytes(args[0]).decode(enc, errors)
+            except UnicodeDecodeError:
+                return None
+    return None
+
+
+def _helper_roles(module: str, name: str) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    """(argument positions called, positions instantiated) of an allowlisted helper."""
+    from mlwarden.scan.knowledge import lookup
+
+    safe = lookup(module, name).safe
+    if safe is None or not (safe.invokes or safe.constructs):
+        return None
+    return safe.invokes, safe.constructs
+
+
 def _unwrap_persistent_class(value: object) -> object:
     """Legacy torch pickles module classes as persistent id ('module', cls, file, source);
     torch's persistent_load returns ``cls``."""
@@ -469,10 +551,10 @@ def _put(m: Machine, idx: int) -> None:
     memo[idx] = value
 def _int_line(m: Machine, what: str) -> int:
     line = m.readline()
-    try:
-        return int(line, 10)
-    except ValueError:
-        raise Break(f"invalid {what} argument {line[:20]!r}", "syntax") from None
+    value = cnum.load_index(line)
+    if value is None:
+        raise Break(f"invalid {what} argument {line[:20]!r}", "syntax")
+    return value
 
 
 def op_mark(m: Machine) -> None:
@@ -501,11 +583,10 @@ def op_dup(m: Machine) -> None:
 
 
 def op_float(m: Machine) -> None:
-    line = m.readline()
-    try:
-        m.stack.append(float(line))
-    except ValueError:
-        raise Break("could not convert string to float", "syntax") from None
+    value = cnum.load_float(m.readline())
+    if value is None:
+        raise Break("could not convert string to float", "syntax")
+    m.stack.append(value)
 
 
 def op_binfloat(m: Machine) -> None:
@@ -519,16 +600,10 @@ def op_binfloat(m: Machine) -> None:
 
 
 def op_int(m: Machine) -> None:
-    line = m.readline()
-    if line == b"00":
-        m.stack.append(False)
-    elif line == b"01":
-        m.stack.append(True)
-    else:
-        try:
-            m.stack.append(int(line, 0))
-        except ValueError:
-            raise Break("invalid INT argument", "syntax") from None
+    value = cnum.load_int(m.readline())  # strtol base 0: 010 is 8, 12\0x is 12
+    if value is None:
+        raise Break("invalid INT argument", "syntax")
+    m.stack.append(value)
 
 
 def op_binint(m: Machine) -> None:
@@ -561,13 +636,10 @@ def op_binint2(m: Machine) -> None:
 
 
 def op_long(m: Machine) -> None:
-    line = m.readline()
-    if line.endswith(b"L"):
-        line = line[:-1]
-    try:
-        m.stack.append(int(line, 0))
-    except ValueError:
-        raise Break("invalid LONG argument", "syntax") from None
+    value = cnum.load_long(m.readline())
+    if value is None:
+        raise Break("invalid LONG argument", "syntax")
+    m.stack.append(value)
 
 
 def op_long1(m: Machine) -> None:
@@ -804,10 +876,20 @@ def op_global(m: Machine) -> None:
 def op_stack_global(m: Machine) -> None:
     name = m.pop()
     module = m.pop()
-    if type(name) is not str or type(module) is not str:
-        raise Break("STACK_GLOBAL operands are not both str (CPython raises "
-                    "'STACK_GLOBAL requires str')", "memo")
-    m.stack.append(m.make_global(module, name, "STACK_GLOBAL"))
+    if type(name) is str and type(module) is str:
+        m.stack.append(m.make_global(module, name, "STACK_GLOBAL"))
+        return
+    if _maybe_str(name) and _maybe_str(module):
+        # A name computed at load time (str(b'os', 'ascii')): the import is unknown.
+        m.note("computed-import", f"STACK_GLOBAL imports a name computed at load time "
+               f"({describe(module, 40)}, {describe(name, 40)})")
+        g = Global(COMPUTED, COMPUTED, m.op_pos, "STACK_GLOBAL")
+        g.uses |= REF
+        m.globals.append(g)
+        m.stack.append(g)
+        return
+    raise Break("STACK_GLOBAL operands are not both str (CPython raises "
+                "'STACK_GLOBAL requires str')", "memo")
 
 
 def op_inst(m: Machine) -> None:
