@@ -35,7 +35,7 @@ def _same(mine: object, c: object, py: object) -> bool:
     return repr(mine) == repr(expected)
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=800, deadline=None)
 @given(st.lists(st.sampled_from(list(_ALPHABET)), min_size=1, max_size=8).map(bytes))
 def test_int_long_float_match_cpython(line: bytes) -> None:
     for op, parse in ((b"I", cnum.load_int), (b"L", cnum.load_long), (b"F", cnum.load_float)):
@@ -43,7 +43,7 @@ def test_int_long_float_match_cpython(line: bytes) -> None:
         assert _same(parse(line), c, py), (op, line, c, py)
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(st.lists(st.sampled_from(list(_ALPHABET)), min_size=1, max_size=6).map(bytes))
 def test_memo_index_matches_cpython(line: bytes) -> None:
     accepted = [r is not None for r in _reference(b"S'a'\np" + line + b"\n.")]
