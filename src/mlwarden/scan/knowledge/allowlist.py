@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-R, N, C = 1, 2, 4  # bit set of allowed uses (see Use in lookup)
-RN = R | N
-RNC = R | N | C
+R, N, C, S, IT = 1, 2, 4, 8, 16  # bit set of allowed uses (see Use in lookup)
+RN = R | N | S | IT  # hand-vetted classes: slot-state BUILD and item opcodes are fine too
+RNC = R | N | C | S | IT
 
 
 # A NamedTuple, not a dataclass: the record is as immutable and costs a quarter of the
@@ -49,6 +49,28 @@ NAMES: dict[str, Safe] = {
         "set", "frozenset", "bytearray", "bytes", "complex", "slice", "range", "list", "dict",
         "tuple", "str", "int", "float", "bool", "object", "Ellipsis", "NotImplemented",
         "reversed", "enumerate", "property", "staticmethod", "classmethod")},
+    # Pure builtins and type references: calling them computes a value (len([]), hash(x))
+    # or names a type; what runs is at most a dunder of an argument that is itself judged
+    # where it is reconstructed.
+    **{f"builtins.{n}": _s(RNC, "pure builtin") for n in (
+        "len", "abs", "min", "max", "sum", "round", "divmod", "pow", "hash", "sorted", "ord",
+        "chr", "bin", "hex", "oct", "all", "any", "isinstance", "issubclass", "callable",
+        "format", "ascii", "repr", "zip", "iter", "id")},
+    **{f"builtins.{n}": _s(R, "exception type (referenced)") for n in (
+        "Exception", "BaseException", "ValueError", "TypeError", "KeyError", "IndexError",
+        "RuntimeError", "AttributeError", "NotImplementedError", "Warning", "UserWarning",
+        "DeprecationWarning", "FutureWarning", "StopIteration", "ArithmeticError")},
+    **{f"collections.abc.{n}": _s(R, "abstract base class (type reference)") for n in (
+        "Iterable", "Iterator", "Mapping", "MutableMapping", "Sequence", "MutableSequence",
+        "Set", "MutableSet", "Callable", "Hashable", "Sized", "Container", "Collection",
+        "Generator", "Awaitable", "Coroutine", "AsyncIterable", "AsyncIterator", "Reversible",
+        "ByteString", "KeysView", "ItemsView", "ValuesView", "MappingView", "Buffer")},
+    **{f"__future__.{n}": _s(R, "__future__ feature (a constant)") for n in (
+        "annotations", "division", "print_function", "absolute_import", "unicode_literals",
+        "generator_stop", "nested_scopes", "generators", "with_statement")},
+    **{f"typing.{n}": _s(R, "typing construct (type reference)") for n in (
+        "Any", "Optional", "Union", "List", "Dict", "Tuple", "Set", "Callable", "Iterable",
+        "Sequence", "Mapping", "Type", "TypeVar", "Generic", "Literal", "ClassVar", "Final")},
     # Standard-library value types.
     **{f"collections.{n}": _STDLIB_VALUE for n in (
         "OrderedDict", "deque", "Counter", "ChainMap", "UserDict", "UserList")},
@@ -83,6 +105,8 @@ NAMES: dict[str, Safe] = {
     "numpy.ma.core._mareconstruct": _s(RNC, "numpy masked array", constructs=(0, 1)),
     "numpy.ma.core.MaskedArray": _NUMPY,
     "numpy.core.records.recarray": _NUMPY, "numpy.record": _NUMPY,
+    "numpy.rec.recarray": _NUMPY, "numpy.recarray": _NUMPY,
+    "numpy._core.records.recarray": _NUMPY, "numpy.ma.core.mvoid": _NUMPY,
     **{f"numpy.{n}": _NUMPY for n in (
         "bool_", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
         "float16", "float32", "float64", "longdouble", "complex64", "complex128", "str_",
@@ -164,6 +188,47 @@ NAMES: dict[str, Safe] = {
     "cloudpickle.cloudpickle._builtin_type": _s(C, "builtin type lookup (resolved by name)"),
     "cloudpickle.cloudpickle._make_empty_cell": _s(C, "cloudpickle cell"),
     "cloudpickle.cloudpickle._make_cell": _s(C, "cloudpickle cell"),
+    # pandas: the entry points its pickles use (Cython reconstructors and the Index
+    # helpers that instantiate the class they are given), and its value types.
+    **{f"pandas.core.indexes.{m}.{f}": _s(C, "pandas index reconstruction", invokes=(0,),
+                                          constructs=(0,))
+       for m, f in (("base", "_new_Index"), ("datetimes", "_new_DatetimeIndex"),
+                    ("interval", "_new_IntervalIndex"), ("period", "_new_PeriodIndex"))},
+    "pandas._libs.arrays.__pyx_unpickle_NDArrayBacked": _s(C, "pandas array (Cython)",
+                                                           constructs=(0,)),
+    **{f"pandas._libs.{n}": _s(RNC, "pandas reconstructor (Cython)") for n in (
+        "internals._unpickle_block", "tslibs.timestamps._unpickle_timestamp",
+        "tslibs.timedeltas._timedelta_unpickle", "tslibs.nattype._nat_unpickle",
+        "sparse.IntIndex", "sparse.BlockIndex", "interval.Interval",
+        "tslibs.period.Period", "tslibs.timestamps.Timestamp",
+        "tslibs.timedeltas.Timedelta")},
+    **{f"pandas.core.internals.managers.{n}": _s(RNC, "pandas block manager") for n in (
+        "BlockManager", "SingleBlockManager")},
+    **{f"pandas.{n}": _s(RNC, "pandas value type") for n in (
+        "DataFrame", "Series", "Index", "RangeIndex", "MultiIndex", "DatetimeIndex",
+        "PeriodIndex", "IntervalIndex", "CategoricalIndex", "TimedeltaIndex", "Categorical",
+        "CategoricalDtype", "DatetimeTZDtype", "PeriodDtype", "IntervalDtype", "SparseDtype",
+        "StringDtype", "BooleanDtype", "Int8Dtype", "Int16Dtype", "Int32Dtype", "Int64Dtype",
+        "UInt8Dtype", "UInt16Dtype", "UInt32Dtype", "UInt64Dtype", "Float32Dtype",
+        "Float64Dtype", "ArrowDtype", "Interval", "Period", "Timestamp", "Timedelta",
+        "DateOffset", "NA", "NaT")},
+    **{f"pandas.arrays.{n}": _s(RNC, "pandas extension array") for n in (
+        "BooleanArray", "IntegerArray", "FloatingArray", "DatetimeArray", "TimedeltaArray",
+        "PeriodArray", "SparseArray", "StringArray", "ArrowStringArray", "IntervalArray",
+        "NumpyExtensionArray", "ArrowExtensionArray")},
+    "dateutil.relativedelta.relativedelta": _s(RNC, "dateutil value type"),
+    # Keras models pickle themselves as their saved archive handed to a deserialiser: the
+    # call is the load of an embedded model, whose bytes are scanned as their own entry.
+    **{n: _s(C, "embedded model loader (its archive is scanned as its own entry)") for n in (
+        "keras.saving.pickle_utils.deserialize_model_from_bytecode",
+        "keras.src.saving.pickle_utils.deserialize_model_from_bytecode",
+        "tf_keras.src.saving.pickle_utils.deserialize_model_from_bytecode",
+        "tf_keras.saving.pickle_utils.deserialize_model_from_bytecode",
+        "tensorflow.python.keras.saving.pickle_utils.deserialize_model_from_bytecode",
+        "keras.src.saving.keras_saveable.KerasSaveable._unpickle_model",
+        "keras.src.models.model.Model._unpickle_model")},
+    "io.BytesIO": _s(RNC, "in-memory bytes (a model archive handed to a loader)"),
+    "_io.BytesIO": _s(RNC, "in-memory bytes (a model archive handed to a loader)"),
     # transformers TrainingArguments enums (called with their value).
     **{f"transformers.trainer_utils.{n}": _s(RNC, "transformers enum") for n in (
         "IntervalStrategy", "SchedulerType", "HubStrategy", "EvaluationStrategy",
@@ -176,27 +241,11 @@ NAMES: dict[str, Safe] = {
     "accelerate.state.PartialState": _s(RN, "accelerate state"),
 }
 
-# Module prefixes whose classes may be referenced and reconstructed (never called).
+# Only TorchScript's own namespace is covered as a whole: Python's pickle cannot import a
+# ``__torch__`` name, only TorchScript's loader resolves it. Every other entry vouches for
+# one object; library classes come from the generated tables (libraries.py) or the source
+# analysis of installed distributions (sources.py), each by exact name.
 PREFIXES: dict[str, Safe] = {
-    "torch.nn": _s(RN, "torch.nn module class"),
-    "torch.optim": _s(RN, "torch optimizer/scheduler class"),
-    "torch.ao.nn": _s(RN, "torch quantized module class"),
-    "torch.nn.utils.parametrize": _s(RN, "torch parametrization"),
-    "sklearn": _s(RN, "scikit-learn estimator class"),
-    # Cython extension types whose __reduce__ calls the class (no code is run).
-    "sklearn._loss._loss": _s(RNC, "scikit-learn Cython loss"),
-    "sklearn.tree._tree": _s(RNC, "scikit-learn Cython tree"),
-    "sklearn.neighbors._kd_tree": _s(RNC, "scikit-learn Cython KD tree"),
-    "sklearn.neighbors._ball_tree": _s(RNC, "scikit-learn Cython ball tree"),
-    "sklearn.metrics._dist_metrics": _s(RNC, "scikit-learn Cython distance metric"),
-    "sklearn.utils._random": _s(RNC, "scikit-learn Cython helper"),
-    "scipy.sparse": _s(RN, "scipy sparse matrix class"),
-    "transformers": _s(RN, "transformers class"),
-    "tokenizers": _s(RN, "tokenizers class"),
-    "sentence_transformers": _s(RN, "sentence-transformers class"),
-    "numpy.dtypes": _s(RNC, "numpy dtype class"),
-    "xgboost": _s(RN, "xgboost estimator class"),
-    "lightgbm": _s(RN, "lightgbm estimator class"),
     "__torch__": _s(RN, "TorchScript class: only TorchScript's own loader resolves it; "
                         "Python's pickle cannot import it"),
 }

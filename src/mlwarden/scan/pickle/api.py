@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from mlwarden.report.model import Location
 from mlwarden.report.rules import Rule
 from mlwarden.scan.context import ScanContext
-from mlwarden.scan.knowledge import lookup
+from mlwarden.scan.knowledge import exists, lookup
 from mlwarden.scan.pickle import rules as R
 from mlwarden.scan.pickle.machine import COMPUTED, Break, Budget, Machine
 from mlwarden.scan.pickle.sweep import imports_in
@@ -170,7 +170,7 @@ def _plain_view(buf: bytes, start: int, ctx: ScanContext, report: _Reporter, det
     with contextlib.suppress(Break, Budget, RecursionError):
         v.run()
     names.update(g.full for g in v.globals)
-    _classify(v, report, detail, "plain pickle.load view of a joblib file")
+    _classify(v, report, detail, "plain pickle.load view of a joblib file", plain_view=True)
 
 
 def _uses_text(uses: int) -> str:
@@ -181,7 +181,8 @@ def _uses_text(uses: int) -> str:
     return "referenced"
 
 
-def _classify(m: Machine, report: _Reporter, detail: str, view: str) -> None:
+def _classify(m: Machine, report: _Reporter, detail: str, view: str,
+              plain_view: bool = False) -> None:
     """Findings for the globals, calls and anomalies one machine run saw."""
     suffix = f", {view}" if view else ""
     where = detail + suffix
@@ -193,8 +194,8 @@ def _classify(m: Machine, report: _Reporter, detail: str, view: str) -> None:
         if k.danger is None and k.allows(uses):
             continue  # the common case, decided before any message text is built
         how = f"via {g.how}" if g.how not in ("GLOBAL", "STACK_GLOBAL") else g.how
-        if g.full in ("builtins.getattr", "dill._dill._get_attr") and not g.unresolved \
-                and uses & ~CALL == 1 and g.resolved:
+        if g.full in _STATIC_RESOLVERS and not g.unresolved and uses & ~CALL == 1 \
+                and g.resolved:
             continue  # every call resolved statically; the targets are classified instead
         if k.danger is not None:
             d = k.danger
@@ -205,6 +206,13 @@ def _classify(m: Machine, report: _Reporter, detail: str, view: str) -> None:
                    g.call_offset if g.call_offset is not None else g.offset, where)
         elif k.allows(uses):
             continue
+        elif uses & CALL and plain_view and not exists(g.module, g.name):
+            # Array bytes read as opcodes often name memoised strings in new pairs; a
+            # name no library defines makes find_class raise before any call.
+            report(R.UNKNOWN_GLOBAL, k.name + suffix,
+                   f"{k.name} ({how}) would be called when pickle.load reads this joblib "
+                   "file's array bytes as opcodes, but no installed library defines it "
+                   "(find_class raises there)", g.offset, where)
         elif uses & CALL:
             why = ("allowlisted only for reconstruction, not for calls" if k.safe
                    else "not in the allowlist")
@@ -223,6 +231,9 @@ def _classify(m: Machine, report: _Reporter, detail: str, view: str) -> None:
             else:
                 msg = (f"{k.name} ({how}) is imported but not called; loading imports "
                        "its module")
+            if k.note:
+                msg += f". Not vouched for: {k.note} (admit a class by exact name with "
+                msg += "--allow-class, or point --source-path at its library)"
             report(R.UNKNOWN_GLOBAL, k.name + suffix, msg, g.offset, where)
     for kind, message, off in m.anomalies:
         rule = _ANOMALY_RULES.get(kind)
@@ -230,11 +241,14 @@ def _classify(m: Machine, report: _Reporter, detail: str, view: str) -> None:
             report(rule, f"{kind}:{message}{suffix}", message, off, where)
 
 
+_STATIC_RESOLVERS = frozenset({"builtins.getattr", "dill._dill._get_attr",
+                               "numpy.core._ufunc_reconstruct",
+                               "numpy._core._ufunc_reconstruct"})
 _ANOMALY_RULES: dict[str, Rule] = {
     "memo": R.MEMO_ANOMALY, "mutation": R.GLOBAL_MUTATION, "ext": R.EXTENSION_CODE,
     "buffer": R.OUT_OF_BAND, "call-value": R.CALL_ON_VALUE, "call-attr": R.CALL_ON_VALUE,
     "frame": R.FRAME_DIVERGENCE, "nested": R.NESTED_PICKLE,
-    "computed-import": R.COMPUTED_IMPORT,
+    "computed-import": R.COMPUTED_IMPORT, "model": R.EMBEDDED_MODEL_COMPUTED,
 }
 
 
@@ -276,9 +290,19 @@ def _payload_start(buf: bytes, s: object) -> int | None:
 def _nested(m: Machine, ctx: ScanContext, member: str | None, report: _Reporter,
             detail: str, depth: int) -> None:
     """Constant bytes handed to a deserialiser are scanned as their own entry."""
+    from mlwarden.scan.pickle.machine import MODEL_LOADERS
+
     for loader, blob, off in m.nested[:16]:
         label = f"nested@{off}"
-        if loader != "torch.storage._load_from_bytes":
+        model = loader in MODEL_LOADERS
+        if model:
+            label = f"embedded-model@{off}"
+            if ctx.scan_nested is None:
+                ctx.unscannable(f"{loader} loads {len(blob)} embedded bytes as a model; they "
+                                "need the format readers", Location(member=member, offset=off,
+                                                                    detail=detail))
+                continue
+        elif loader != "torch.storage._load_from_bytes":
             report(R.NESTED_PICKLE, f"{loader}@{off}",
                    f"{loader} deserialises {len(blob)} constant bytes embedded in the stream; "
                    "they are scanned as their own entry", off, detail)

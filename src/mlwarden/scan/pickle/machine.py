@@ -15,8 +15,10 @@ from struct import Struct, unpack_from
 from mlwarden.scan.pickle import cnum
 from mlwarden.scan.pickle.values import (
     CALL,
+    ITEMS,
     NEW,
     REF,
+    SETATTR,
     Attr,
     Call,
     Global,
@@ -32,8 +34,22 @@ JOBLIB_WRAPPER = "joblib.numpy_pickle.NumpyArrayWrapper"
 RESOLVERS = frozenset({
     "builtins.getattr", "dill._dill._get_attr", "dill._dill._load_type",
     "cloudpickle.cloudpickle._builtin_type",
+    # numpy < 2 pickled ufuncs as _ufunc_reconstruct(module, name): an import by name.
+    "numpy.core._ufunc_reconstruct", "numpy._core._ufunc_reconstruct",
 })
+_UFUNC_RESOLVERS = frozenset({"numpy.core._ufunc_reconstruct", "numpy._core._ufunc_reconstruct"})
 _ENCODERS = frozenset({"_codecs.encode", "codecs.encode"})
+# Model deserialisers a pickle may hand bytes to (Keras models pickle themselves this way):
+# the bytes are the archive the loader extracts and loads, judged as such by the readers.
+MODEL_LOADERS = frozenset({
+    "keras.saving.pickle_utils.deserialize_model_from_bytecode",
+    "keras.src.saving.pickle_utils.deserialize_model_from_bytecode",
+    "tf_keras.src.saving.pickle_utils.deserialize_model_from_bytecode",
+    "tf_keras.saving.pickle_utils.deserialize_model_from_bytecode",
+    "tensorflow.python.keras.saving.pickle_utils.deserialize_model_from_bytecode",
+    "keras.src.saving.keras_saveable.KerasSaveable._unpickle_model",
+    "keras.src.models.model.Model._unpickle_model",
+})
 NESTED_LOADERS = frozenset({
     "pickle.loads", "_pickle.loads", "pickle._loads", "cPickle.loads", "dill.loads",
     "dill._dill.loads", "cloudpickle.loads", "numpy.loads", "numpy.core.numeric.loads",
@@ -273,10 +289,14 @@ class Machine:
                     func.resolved += 1
                     return resolved
                 func.unresolved += 1
-            elif full in NESTED_LOADERS:
+            elif full in NESTED_LOADERS or full in MODEL_LOADERS:
                 blob = args[0] if isinstance(args, tuple) and args else None
+                blob = _bytesio_value(blob)
                 if isinstance(blob, (bytes, bytearray)):
                     self.nested.append((full, bytes(blob), off))
+                elif full in MODEL_LOADERS:
+                    self.note("model", f"{full} is handed a model built at load time; it "
+                                       "cannot be analysed")
                 else:
                     self.note("nested", f"{full} is handed data computed at load time")
             self._mark_arguments(func, args)
@@ -300,6 +320,13 @@ class Machine:
                 return g
             if isinstance(obj, (Call, Persistent, SymDict, list, tuple, SymSet)):
                 return Attr(obj, name)
+            return None
+        if full in _UFUNC_RESOLVERS:
+            if len(args) == 2 and isinstance(args[0], str) and isinstance(args[1], str):
+                g = Global(args[0], args[1], self.op_pos, "_ufunc_reconstruct")
+                g.uses |= REF
+                self.globals.append(g)
+                return g
             return None
         if len(args) == 1 and isinstance(args[0], str):  # _load_type / _builtin_type
             g = Global("types", args[0], self.op_pos, "type lookup")
@@ -346,6 +373,9 @@ class Machine:
                 self.note("call-value", f"{full} reconstructs a computed class")
 
     def mutate(self, target: object, how: str) -> None:
+        if isinstance(target, Call):
+            _mark_items(target)
+            return
         if isinstance(target, Global):
             self.note("mutation", f"{how} modifies the imported global {target.full}")
         elif isinstance(target, Attr) and isinstance(target.obj, Global):
@@ -459,9 +489,33 @@ _WRAPPERS = frozenset({"builtins.staticmethod", "builtins.classmethod", "functoo
 _SAFE_CODECS = frozenset({"ascii", "latin1", "latin-1", "utf-8", "utf8", "iso-8859-1"})
 
 
+# Allowlisted callables that return a str (every other allowlisted callable returns its
+# own type, which STACK_GLOBAL rejects: it requires an exact str).
+_STR_RETURNING = frozenset({"builtins.str", "builtins.format", "builtins.repr",
+                            "builtins.ascii", "builtins.chr", "builtins.hex", "builtins.oct",
+                            "builtins.bin"})
+
+
 def _maybe_str(value: object) -> bool:
     """A str now, or a computed value that can be one when the loader runs."""
-    return type(value) is str or isinstance(value, (Call, Attr, Persistent, Unknown, Global))
+    if type(value) is str:
+        return True
+    if isinstance(value, Call):
+        func = value.func
+        if not isinstance(func, Global):
+            return True
+        if func.full in _STR_RETURNING:
+            return True
+        return value.kind != "new" and not _allowlisted(func)
+    if isinstance(value, Global):
+        return not _allowlisted(value)  # a module constant can be a str (os.name)
+    return isinstance(value, (Attr, Persistent, Unknown))
+
+
+def _allowlisted(g: Global) -> bool:
+    from mlwarden.scan.knowledge import lookup
+
+    return lookup(g.module, g.name).safe is not None
 
 
 def _wrapped_callable(value: object, depth: int = 0) -> object | None:
@@ -509,6 +563,16 @@ def _helper_roles(module: str, name: str) -> tuple[tuple[int, ...], tuple[int, .
     if safe is None or not (safe.invokes or safe.constructs):
         return None
     return safe.invokes, safe.constructs
+
+
+def _bytesio_value(value: object) -> object:
+    """``io.BytesIO(b'...')`` (how Keras 3 hands its archive over) is its bytes."""
+    if isinstance(value, Call) and isinstance(value.func, Global) \
+            and value.func.full in ("io.BytesIO", "_io.BytesIO") \
+            and isinstance(value.args, tuple) and value.args \
+            and isinstance(value.args[0], (bytes, bytearray)):
+        return value.args[0]
+    return value
 
 
 def _unwrap_persistent_class(value: object) -> object:
@@ -861,10 +925,47 @@ def op_build(m: Machine) -> None:
     inst = m.top()
     if isinstance(inst, Call):
         inst.state = state
-        if (m.joblib and isinstance(inst.func, Global) and inst.func.full == JOBLIB_WRAPPER):
-            m.joblib_build(inst, state)
+        func = inst.func
+        if isinstance(func, Global):
+            if type(state) is tuple and len(state) == 2:
+                _mark_slot_state(inst, func)
+            if m.joblib and func.full == JOBLIB_WRAPPER:
+                m.joblib_build(inst, state)
     elif isinstance(inst, (Global, Attr)):
         m.mutate(inst, "BUILD")
+
+
+_NEWOBJ_HELPERS = frozenset({"copyreg.__newobj__", "copyreg.__newobj_ex__",
+                             "copyreg._reconstructor"})
+
+
+def _instance_class(inst: Call) -> object:
+    """The global whose code an item opcode on ``inst`` runs: its class when NEWOBJ or a
+    copyreg helper made it, else the callable that returned it."""
+    func = inst.func
+    if isinstance(func, Global) and inst.kind == "call" and func.full in _NEWOBJ_HELPERS \
+            and isinstance(inst.args, tuple) and inst.args:
+        return inst.args[0]
+    return func
+
+
+def _mark_items(inst: Call) -> None:
+    cls = _instance_class(inst)
+    if isinstance(cls, Global):
+        cls.uses |= ITEMS
+
+
+def _mark_slot_state(inst: Call, func: Global) -> None:
+    """BUILD with (state, slotstate): without a __setstate__ the unpickler setattr()s each
+    slot item, running the class's __setattr__ and descriptors. The class is known when
+    the instance came from NEWOBJ or a copyreg reconstruction helper."""
+    cls: object = None
+    if inst.kind == "new":
+        cls = func
+    elif func.full in _NEWOBJ_HELPERS and isinstance(inst.args, tuple) and inst.args:
+        cls = inst.args[0]
+    if isinstance(cls, Global):
+        cls.uses |= SETATTR
 
 
 def op_global(m: Machine) -> None:

@@ -89,6 +89,13 @@ IMPORT_AFTER_BREAK = rule(
     "the break only if the break is real; a parser that disagrees with the scanner about "
     "where the stream breaks (a number spelling, an opcode argument) runs it.",
 )
+EMBEDDED_MODEL_COMPUTED = rule(
+    "pickle-embedded-model-computed", Verdict.UNSCANNABLE, Severity.MEDIUM,
+    "Pickle hands a model deserialiser bytes built at load time",
+    "A Keras model pickles itself as its saved archive passed to a deserialiser; the "
+    "archive is analysed as its own entry when it is constant. Built at load time, it "
+    "cannot be analysed.",
+)
 TRAILING_DATA = rule(
     "pickle-trailing-data", Verdict.CLEAN, Severity.INFO,
     "Bytes after the last pickle",
