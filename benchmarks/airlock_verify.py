@@ -51,7 +51,7 @@ def build(root: Path, gib: float, n_files: int) -> tuple[Path, Path, list[Path]]
                 h.update(chunk)
                 left -= len(chunk)
         sha = h.hexdigest()
-        dest = store.blob_path(sha)
+        dest = store.blobs.local_path(sha)  # the filesystem backend: local files
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, dest)
         blobs.append(dest)

@@ -130,8 +130,8 @@ def main() -> None:
         _, token = store.create_token("bench", ["bench:read"])
         store.close()
         for f in files.values():  # warm the page cache for both servers alike
-            subprocess.run(["cat", str(store.blob_path(f.sha256))], stdout=subprocess.DEVNULL,
-                           check=True)
+            subprocess.run(["cat", str(store.blobs.local_path(f.sha256))],
+                           stdout=subprocess.DEVNULL, check=True)
 
         ng_port, mw_port = free_port(), free_port()
         (tmp / "nginx.conf").write_text(NGINX_CONF.format(

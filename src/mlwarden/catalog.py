@@ -19,8 +19,10 @@ def all_rules() -> list[Rule]:
     from mlwarden.deps import rules as _deps_rules  # noqa: F401
     from mlwarden.deps.inspect import rules as _pkg_rules  # noqa: F401  (deps inspect)
     from mlwarden.guard import rules as _guard_rules  # noqa: F401  (load guard)
+    from mlwarden.index import rules as _index_rules  # noqa: F401  (package index)
     from mlwarden.memory import rules as _memory_rules  # noqa: F401  (agent-memory rules)
     from mlwarden.policy import rules as _policy_rules  # noqa: F401  (airlock policy)
+    from mlwarden.scan.sources import scanning as _remote  # noqa: F401  (remote scans)
     return sorted(RULES.values(), key=lambda r: r.id)
 
 

@@ -31,6 +31,7 @@ LIES = {
     "lfs-size": "tree size differs from lfs.size",
     "head-size": "X-Linked-Size differs from the tree",
     "tamper": "GET body differs from the metadata (same length)",
+    "range-swap": "Range requests for big* files get other bytes than the full GET",
     "short-body": "GET body shorter than declared",
     "get-500": "GET answers 500",
 }
@@ -126,8 +127,18 @@ class HostileHub:
         if "get-500" in self.lies:
             return Response("upstream exploded", status_code=500)
         body = e.data
-        if "tamper" in self.lies:
-            body = bytes([body[0] ^ 1]) + body[1:]
+        if "tamper" in self.lies and e.lfs:  # past the header the pre-scan judges
+            body = body[:-1] + bytes([body[-1] ^ 1])
+        rng = request.headers.get("range", "")
+        if "range-swap" in self.lies and path.startswith("big") and rng.startswith("bytes="):
+            lo, _, hi = rng[len("bytes="):].partition("-")
+            swapped = body[:1000] + bytes([body[1000] ^ 1]) + body[1001:]
+            part = swapped[int(lo):int(hi) + 1 if hi else None]
+            headers["Content-Length"] = str(len(part))
+            headers["Content-Range"] = f"bytes {lo}-{int(lo) + len(part) - 1}/{len(body)}"
+            headers.pop("X-Linked-Size", None)
+            return Response(part, status_code=206, headers=headers,
+                            media_type="application/octet-stream")
         if "short-body" in self.lies:
             body = body[: len(body) // 2]
         headers["Content-Length"] = str(len(body))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -76,7 +77,11 @@ def test_two_concurrent_pulls(upstream: Upstream, paths: Paths, tmp_path: Path) 
 def test_full_disk_leaves_clean_quarantine(tiny_model: Path, paths: Paths, tmp_path: Path,
                                            hostile: Callable[[HostileHub], Live]) -> None:
     files = model_files(tiny_model)
-    files["big.safetensors"] = bytes(range(256)) * 8192  # 2 MiB
+    # 2 MiB of valid safetensors: the remote pre-scan passes it, the download then fails.
+    header = json.dumps({"w": {"dtype": "U8", "shape": [1 << 21],
+                               "data_offsets": [0, 1 << 21]}}).encode()
+    files["big.safetensors"] = (len(header).to_bytes(8, "little") + header
+                                + bytes(range(256)) * 8192)
     live = hostile(HostileHub(REPO, files))
     env = isolated_env(tmp_path)
     mnt = tmp_path / "tiny-disk"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,7 +23,6 @@ CASES = {
     "refs-commit": "airlock-commit-mismatch",
     "lfs-size": "airlock-size-mismatch",
     "head-size": "airlock-size-mismatch",
-    "tamper": "airlock-hash-mismatch",
     "short-body": "airlock-size-mismatch",
 }
 
@@ -44,6 +44,34 @@ def test_lie_is_rejected(lie: str, tiny_model: Path, paths: Paths,
     assert not paths.manifest.exists()
     assert not list((paths.store / "tmp").glob("quarantine-*"))
     _nothing_escaped(paths.root)
+
+
+def test_tampered_bytes_never_pass(tiny_model: Path, paths: Paths,
+                                   hostile: Callable[[HostileHub], Live]) -> None:
+    """Small files are read whole by the remote pre-scan, so the mismatch with the LFS sha256
+    blocks the pull before any download (big files are caught by the download's hash)."""
+    live = hostile(HostileHub(REPO, model_files(tiny_model), {"tamper"}))
+    code, _, err = pull(paths, REPO, "--endpoint", live.url)
+    assert code == 1, err
+    assert "policy-scan-unscannable [model.safetensors]" in err, err
+    assert store_state(paths.store) == {}
+    assert not list((paths.store / "tmp").glob("quarantine-*"))
+
+
+def test_range_reads_that_disagree_with_the_download_are_rejected(
+        tiny_model: Path, paths: Paths, hostile: Callable[[HostileHub], Live]) -> None:
+    """The remote pre-scan judged bytes that the verified download does not contain: the
+    verdict cannot stand for the download, so the pull is rejected."""
+    files = model_files(tiny_model)
+    n = 1 << 20
+    header = json.dumps({"w": {"dtype": "U8", "shape": [n], "data_offsets": [0, n]}}).encode()
+    files["big.safetensors"] = len(header).to_bytes(8, "little") + header + bytes(n)
+    live = hostile(HostileHub(REPO, files, {"range-swap"}))
+    code, _, err = pull(paths, REPO, "--endpoint", live.url)
+    assert code == 1, err
+    assert "rejected: airlock-hash-mismatch" in err and "pre-scan" in err, err
+    assert store_state(paths.store) == {}
+    assert not paths.manifest.exists()
 
 
 def test_honest_fake_hub_is_admitted(tiny_model: Path, paths: Paths,

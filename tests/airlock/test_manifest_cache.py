@@ -117,8 +117,7 @@ def test_corrupt_entry_is_a_miss(tmp_path: Path) -> None:
     root, files = _tree(tmp_path)
     cache = ScanCache(tmp_path / "cache")
     scan_tree(root, files, "r", cache)
-    for p in (tmp_path / "cache").rglob("*.json"):
-        p.write_text("{not json")
+    cache.db.read("UPDATE scan_verdicts SET results = '{not json' RETURNING sha256")
     again = scan_tree(root, files, "r", cache)
     assert again.cached == frozenset()
     assert any(r.verdict is Verdict.MALICIOUS for r in again.report.files)

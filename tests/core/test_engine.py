@@ -24,7 +24,14 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[
 @pytest.mark.parametrize("proto", range(0, 6))
 def test_sniff_pickle_every_protocol(proto: int) -> None:
     data = pickle.dumps({"a": [1, 2.5, "x"], "b": (None, True)}, protocol=proto)
-    assert sniff.sniff(data[: sniff.HEAD_BYTES], len(data)) == sniff.PICKLE
+    kind = sniff.sniff(data[: sniff.HEAD_BYTES], len(data))
+    # Protocol 0 is text: sniffed as text, then judged as a pickle by its pickle reading.
+    assert kind == (sniff.TEXT if proto == 0 else sniff.PICKLE)
+    from mlwarden.scan.context import Limits
+    from mlwarden.scan.engine import scan_source
+    from mlwarden.scan.source import Source
+
+    assert scan_source(Source.from_bytes(data, "x"), Limits())[0].format == "pickle"
 
 
 @pytest.mark.parametrize(

@@ -60,6 +60,8 @@ PAYLOADS: tuple[tuple[str, str, tuple[object, ...]], ...] = (
     ("sqlite3", "connect", (MARKER,)),
     ("socket", "create_connection", (("192.0.2.1", 9),)),
     ("numpy.lib._npyio_impl", "savetxt", (MARKER, [1.0])),
+    ("shutil", "copyfile", ("/etc/hostname", MARKER)),
+    ("subprocess", "Popen", (["touch", MARKER],)),
 )
 # Objects that hold a module (for getattr and dotted paths): (module, attribute).
 MODULE_HOLDERS = {"os": (("logging", "os"), ("torch", "os"), ("pickle", "os")),
@@ -68,6 +70,30 @@ MODULE_HOLDERS = {"os": (("logging", "os"), ("torch", "os"), ("pickle", "os")),
 _PY2_NAMES = {("builtins", "open"): ("__builtin__", "open"),
               ("builtins", "exec"): ("__builtin__", "exec"),
               ("builtins", "eval"): ("__builtin__", "eval")}
+
+
+_ALIASES: dict[str, list[str]] | None = None
+
+
+def _alias_for(module: str, name: str, rng: random.Random) -> tuple[str, str] | None:
+    """A library spelling of ``module.name`` (the knowledge tables' re-export list), e.g.
+    a numpy.distutils path that is subprocess.Popen."""
+    global _ALIASES
+    if _ALIASES is None:
+        from mlwarden.scan.knowledge import libraries
+
+        _ALIASES = {}
+        for spelling, target in libraries._table()["aliases"].items():
+            _ALIASES.setdefault(target, []).append(spelling)
+        for v in _ALIASES.values():
+            v.sort()
+    cands = _ALIASES.get(f"{module}.{name}") or _ALIASES.get(f"{module}.{name}".replace(
+        "posix.", "os."))
+    if not cands:
+        return None
+    spelling = rng.choice(cands)
+    mod, _, attr = spelling.rpartition(".")
+    return mod, attr
 
 
 # ---------------------------------------------------------------------- emitter
@@ -304,7 +330,45 @@ def _call(e: Emitter, module: str, name: str, args: tuple[object, ...]) -> None:
     """Invoke ``module.name(*args)`` by one of many forms; leaves the result on the stack."""
     r = e.rng
     form = r.choice(("reduce", "reduce", "obj", "inst", "rebuild_helper", "staticmethod",
-                     "computed_args", "reconstructor"))
+                     "computed_args", "reconstructor", "randomstate_ctor", "partial_call",
+                     "partial_swap", "alias"))
+    if form == "alias":
+        spelling = _alias_for(module, name, r)
+        if spelling is not None:
+            e.tag("call:alias")
+            amod, aname = spelling
+            _callable(e, amod, aname)
+            e.tuple_of(list(args))
+            e.raw(b"R")
+            return
+        form = "reduce"
+    if form == "randomstate_ctor" and len(args) == 1:
+        # numpy's RandomState pickling helper calls its second argument with the first.
+        e.tag("call:randomstate_ctor")
+        _global(e, "numpy.random._pickle", "__randomstate_ctor")
+        e.value(args[0])
+        _callable(e, module, name)
+        e.raw(b"\x86R")
+        return
+    if form == "partial_call":
+        e.tag("call:partial")
+        _global(e, "functools", "partial")
+        e.raw(b"(")
+        _callable(e, module, name)
+        for a in args:
+            e.value(a)
+        e.raw(b"tR)R")
+        return
+    if form == "partial_swap":
+        # partial(len) whose BUILD state swaps in the payload, then called.
+        e.tag("call:partial_swap")
+        _global(e, "functools", "partial")
+        _global(e, "builtins", "len")
+        e.raw(b"\x85R(")
+        _callable(e, module, name)
+        e.tuple_of(list(args))
+        e.raw(b"}Ntb)R")
+        return
     if form == "inst" and "." not in name:
         e.tag("call:inst")
         e.raw(b"(")

@@ -10,6 +10,7 @@ import pytest
 
 from corpus.models import make_tiny_model
 from mlwarden.store import Store
+from mlwarden.store.blobs import BlobBackend, open_blobs
 from registry.support import LiveServer, start_server
 
 
@@ -33,3 +34,10 @@ def live() -> Iterator[Callable[..., LiveServer]]:
         s.stop()
 
 
+
+@pytest.fixture(params=["filesystem"])
+def blobs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BlobBackend]:
+    """Each blob backend in turn, empty."""
+    backend = open_blobs(tmp_path / "blobs")
+    yield backend
+    backend.close()

@@ -126,8 +126,10 @@ def test_token_commands(tmp_path: Path) -> None:
     assert run("token", "revoke", "ci", "--store", store)[0] == 0
     assert json.loads(run("token", "list", "--store", store, "--format", "json")[1])[0][
         "state"] == "revoked"
-    code, _, err = run("token", "create", "--store", store, "--scope", "acme:write")
-    assert code == 4 and "only 'read'" in err
+    code, _, err = run("token", "create", "--store", store, "--scope", "acme:delete")
+    assert code == 4 and "access must be one of" in err
+    code, _, err = run("token", "create", "--store", store, "--scope", "acme:admin")
+    assert code == 4 and "only as '*:admin'" in err
     code, _, err = run("token", "create", "--store", store, "--scope", "a:read",
                        "--expires", "soon")
     assert code == 4 and "cannot read time" in err

@@ -240,3 +240,25 @@ def test_client_disconnect_is_audited_with_bytes_sent(tmp_path: Path, live) -> N
             break
         time.sleep(0.1)
     assert entries and 0 < entries[0].bytes < (64 << 20)
+
+
+def test_mounted_routes_come_first_and_declare_their_methods(store: Store, token: str) -> None:
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    from mlwarden.registry.app import create_app
+
+    async def upload(request: Request) -> PlainTextResponse:
+        reg = request.app.state.registry  # access control and the store, for mounted routes
+        body = await request.body()
+        return PlainTextResponse(f"{reg.store is store} {len(body)}")
+
+    app = create_app(store, routes=[Route("/api/upload/{name}", upload, methods=["PUT"])])
+    with TestClient(app) as c:
+        r = c.put("/api/upload/x", content=b"\0" * (2 << 20))  # over the read API's 1 MiB
+        assert r.status_code == 200 and r.text == f"True {2 << 20}"
+        assert c.put("/api/models/acme/model", content=b"x").status_code == 405
+        assert c.get(f"/{REPO}/resolve/main/config.json",
+                     headers=auth(token)).status_code == 200

@@ -14,6 +14,11 @@ from mlwarden.store import ConflictError, InvalidName, RevisionNotFound, Store, 
 from mlwarden.store.hashing import git_blob_sha1
 
 
+def read_blob(store: Store, sha: str) -> bytes:
+    with store.open_blob(sha) as r:
+        return r.read()
+
+
 def make_dir(root: Path, files: dict[str, bytes]) -> Path:
     for rel, data in files.items():
         p = root / rel
@@ -30,16 +35,17 @@ def test_blobs_are_content_addressed_and_deduplicated(tmp_path: Path) -> None:
     files = {f.path: f for f in store.files("org/m", c.id)}
     sha = hashlib.sha256(b"{}\n").hexdigest()
     assert files["config.json"].sha256 == sha == files["copy.json"].sha256
-    assert store.blob_path(sha) == tmp_path / "s" / "blobs" / "sha256" / sha[:2] / sha[2:]
-    assert store.blob_path(sha).read_bytes() == b"{}\n"
-    assert len(list(store.blobs.iter_blobs())) == 2
+    assert store.blobs.local_path(sha) == \
+        tmp_path / "s" / "blobs" / "sha256" / sha[:2] / sha[2:]
+    assert read_blob(store, sha) == b"{}\n"
+    assert len(list(store.blobs.iter_all())) == 2
     assert files["config.json"].git_oid == git_blob_sha1(b"{}\n") and not files["config.json"].lfs
     assert files["w.safetensors"].lfs and files["w.safetensors"].etag == \
         hashlib.sha256(b"\0" * 100).hexdigest()
-    assert not list((tmp_path / "s" / "tmp").iterdir())  # nothing left staged
+    assert not list(store.blobs.iter_uploads())  # nothing left half-written
     # Source changes after import do not reach the stored blob (copied, not linked).
     (src / "config.json").write_bytes(b"changed")
-    assert store.blob_path(sha).read_bytes() == b"{}\n"
+    assert read_blob(store, sha) == b"{}\n"
 
 
 def test_commit_ids_are_deterministic_and_chain(tmp_path: Path) -> None:
@@ -112,7 +118,7 @@ def test_staging_move_promotes_quarantine(tmp_path: Path) -> None:
         c = store.commit_directory(q, "org/m", move=True, commit_id="a" * 40, approve=True)
         assert not (q / "a" / "b.txt").exists()  # renamed into the store, not copied
     assert c.id == "a" * 40 and store.resolve("org/m", "a" * 40).approved
-    assert store.blob_path(hashlib.sha256(b"hello").hexdigest()).read_bytes() == b"hello"
+    assert read_blob(store, hashlib.sha256(b"hello").hexdigest()) == b"hello"
 
 
 def test_tokens_are_hashed_and_verified(tmp_path: Path) -> None:
@@ -125,7 +131,7 @@ def test_tokens_are_hashed_and_verified(tmp_path: Path) -> None:
     assert info.can_read("acme/x") and info.can_read("other/m") and not info.can_read("other/n")
     assert not info.can_read("acme2/x")
     with pytest.raises(InvalidName):
-        store.create_token("x", ["acme:write"])
+        store.create_token("x", ["acme:delete"])
     assert store.revoke_token(info.id) == 1 and store.verify_token(text) is None
 
 
@@ -159,7 +165,7 @@ def test_concurrent_imports_from_two_processes(tmp_path: Path) -> None:
     assert {f.path for f in store.files("org/m", head.id)} == {f"f{i}.txt" for i in range(20)}
     for c in commits:
         for f in store.files("org/m", c.id):
-            assert hashlib.sha256(store.blob_path(f.sha256).read_bytes()).hexdigest() == f.sha256
+            assert hashlib.sha256(read_blob(store, f.sha256)).hexdigest() == f.sha256
     assert sum(1 for e in store.approvals("org/m") if e.action == "approve") == 16
 
 
@@ -176,3 +182,22 @@ def test_postgres_backend(tmp_path: Path, postgres_url: str) -> None:
 def test_bad_database_url(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="unsupported database URL"):
         Store.open(tmp_path / "s", "mysql://x")
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgresql"])
+def test_named_locks_exclude_across_connections(tmp_path: Path, db: str,
+                                                request: pytest.FixtureRequest) -> None:
+    from mlwarden.store.coordination import LockTimeout
+
+    url = request.getfixturevalue("postgres_url") if db == "postgresql" else None
+    a = Store.open(tmp_path / "s", url)
+    b = Store.open(tmp_path / "s", url)  # another "host": its own connections
+    assert a.coordination.kind == ("postgresql" if url else "file")
+    with a.lock("promote:org/m"):
+        with pytest.raises(LockTimeout):
+            with b.lock("promote:org/m", timeout=0.3):
+                pass
+        with b.lock("promote:org/other", timeout=1):  # other names do not conflict
+            pass
+    with b.lock("promote:org/m", timeout=1):
+        pass

@@ -3,9 +3,14 @@
 Order of effects, chosen so that killing the process at any point leaves the served store
 and the manifest as they were, or fully updated:
 
-1. resolve the revision, list files, download into a quarantine inside the store's tmp
-   area, verifying every file against the Hub metadata (nothing is visible yet);
-2. scan (through the scan cache) and evaluate the policy; a block ends here;
+1. resolve the revision, list files, and scan the repository *remotely* (range reads of
+   the bytes the scanner needs; files whose LFS sha256 the verdict cache knows cost
+   nothing); evaluate the policy: a block ends here, and nothing was downloaded;
+2. download into a quarantine inside the store's tmp area, verifying every file against
+   the Hub metadata (nothing is visible yet); every byte range the pre-scan read must
+   equal the verified download at that offset, so the verdict is the verdict of the
+   verified bytes (else the pull is rejected: the upstream served two versions); files
+   the pre-scan could not read are scanned locally; the policy is evaluated again;
 3. move the blobs in (content-addressed: unreferenced until a commit names them) and
    record the commit *unapproved* (invisible to ``serve``);
 4. append the applied policy exceptions and the promotion (with its provenance) to the
@@ -25,8 +30,9 @@ import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlwarden.airlock import rules as R
 from mlwarden.airlock.download import Cancelled, Downloaded, fetch
@@ -44,11 +50,20 @@ from mlwarden.policy import (
     evaluate,
 )
 from mlwarden.report.model import FileResult, Report, Verdict
-from mlwarden.scancache import ScanCache, rules_version, scan_tree, scanner_version
+from mlwarden.scancache import (
+    VERIFIED,
+    ScanCache,
+    git_key,
+    rules_version,
+    scan_tree,
+    scanner_version,
+)
 from mlwarden.store import Commit, ConflictError, FileEntry, Store, StoreError
 from mlwarden.store.hashing import FileDigest
 from mlwarden.util.actor import default_actor
-from mlwarden.util.fs import file_lock
+
+if TYPE_CHECKING:
+    from mlwarden.scan.sources.scanning import TreeScan
 
 MAX_CONFIG_BYTES = 16 << 20
 DEFAULT_ENDPOINT = "https://huggingface.co"
@@ -93,16 +108,18 @@ class PullResult:
         return self.commit is None
 
 
-def _remote_code(root: Path, files: list[RemoteFile]) -> tuple[str, ...]:
+def _remote_code(read: Callable[[str, int], bytes | None],
+                 files: list[RemoteFile]) -> tuple[str, ...]:
     """Python files a loader would import, plus configs that ask for custom classes."""
     out = [f.path for f in files if f.path.endswith(".py")]
     for f in files:
         name = f.path.rsplit("/", 1)[-1]
         if name in ("config.json", "tokenizer_config.json", "preprocessor_config.json",
                     "processor_config.json") and f.size <= MAX_CONFIG_BYTES:
+            data = read(f.path, MAX_CONFIG_BYTES)
             try:
-                doc = json.loads((root / f.path).read_bytes())
-            except (OSError, ValueError):
+                doc = json.loads(data) if data is not None else None
+            except ValueError:
                 continue
             if isinstance(doc, dict) and doc.get("auto_map") and not out:
                 out.append(f"{f.path}:auto_map")
@@ -171,33 +188,140 @@ def pull(opts: PullOptions, store: Store, policy: Policy, cache: ScanCache | Non
                      for f in remote)
         return PullResult(resolved, rows, early, Report("pull", ()), None,
                           notes=("blocked before download",))
-    with quarantine(store.blobs.tmp) as qdir:
+    display_root = f"{opts.repo_id}@{resolved.commit[:12]}"
+    pre = _prescan(up, resolved, remote, display_root, cache)
+    checkpoint("prescan")
+    pre_verdicts = _file_verdicts(Report("pull", pre.results), display_root)
+    code = _remote_code(pre.tree.read, remote)
+    unread = _unread(pre)
+
+    def verdict_of(path: str, verdicts: dict[str, tuple[Verdict, str]]) -> tuple[Verdict, str]:
+        return verdicts.get(path, (Verdict.CLEAN, ""))
+
+    first = evaluate(policy, candidate(
+        tuple(CandidateFile(f.path, f.sha256 or "", f.size,
+                            *((Verdict.CLEAN, "") if f.path in unread
+                              else verdict_of(f.path, pre_verdicts)))
+              for f in remote), code))
+    if first.blocked:
+        rows = tuple(FileRow(f.path, f.size, f.sha256 or "", f.lfs,
+                             verdict_of(f.path, pre_verdicts)[0], f.path in pre.cached,
+                             tuple(f"{x.action} {x.rule}" for x in first.for_path(f.path)))
+                     for f in remote)
+        return PullResult(resolved, rows, first, _pre_report(pre), None, code,
+                          cached_files=len(pre.cached),
+                          notes=("blocked by the remote pre-scan; nothing was downloaded",))
+    with quarantine(store.tmp) as qdir:
         downloaded = _download_all(up, resolved, remote, qdir, opts.workers, bar_class, on_file)
         checkpoint("download")
-        display_root = f"{opts.repo_id}@{resolved.commit[:12]}"
-        scanned = scan_tree(qdir, [(d.remote.path, d.sha256) for d in downloaded],
-                            display_root, cache)
+        if unread:  # the pre-scan could not read some bytes: scan the download itself
+            scanned = scan_tree(qdir, [(d.remote.path, d.sha256) for d in downloaded],
+                                display_root, cache)
+            report, cached = scanned.report, scanned.cached
+        else:
+            report = _confirm(pre, downloaded, cache)
+            cached = pre.cached
         checkpoint("scan")
-        verdicts = _file_verdicts(scanned.report, display_root)
-        code = _remote_code(qdir, remote)
+        verdicts = _file_verdicts(report, display_root)
         result = evaluate(policy, candidate(
             tuple(CandidateFile(d.remote.path, d.sha256, d.size,
-                                verdicts.get(d.remote.path, (Verdict.CLEAN, ""))[0],
-                                verdicts.get(d.remote.path, (Verdict.CLEAN, ""))[1])
+                                *verdict_of(d.remote.path, verdicts))
                   for d in downloaded), code))
         checkpoint("policy")
         rows = tuple(FileRow(d.remote.path, d.size, d.sha256, d.remote.lfs,
-                             verdicts.get(d.remote.path, (Verdict.CLEAN, ""))[0],
-                             d.remote.path in scanned.cached,
+                             verdict_of(d.remote.path, verdicts)[0], d.remote.path in cached,
                              tuple(f"{x.action} {x.rule}" for x in result.for_path(d.remote.path)))
                      for d in downloaded)
         if result.blocked:
-            return PullResult(resolved, rows, result, scanned.report, None, code,
-                              cached_files=len(scanned.cached))
-        commit = _promote(store, opts, resolved, downloaded, scanned.report, result, code,
-                          policy)
-    return PullResult(resolved, rows, result, scanned.report, commit, code, opts.manifest,
-                      len(scanned.cached))
+            return PullResult(resolved, rows, result, report, None, code,
+                              cached_files=len(cached))
+        commit = _promote(store, opts, resolved, downloaded, report, result, code, policy)
+    return PullResult(resolved, rows, result, report, commit, code, opts.manifest, len(cached))
+
+
+def _prescan(up: Upstream, resolved: Resolved, remote: list[RemoteFile], display_root: str,
+             cache: ScanCache | None) -> TreeScan:
+    """Scan the upstream repository through range reads, before any download. Only
+    verified cache entries are trusted: the upstream's metadata is what is being checked."""
+    from huggingface_hub import HfApi
+
+    from mlwarden.scan.engine import ScanOptions
+    from mlwarden.scan.sources import RemoteFile as SourceFile
+    from mlwarden.scan.sources.hf import make_tree
+    from mlwarden.scan.sources.scanning import scan_tree as scan_remote
+
+    files = [SourceFile(f.path, f.size, f.sha256, "lfs-metadata" if f.sha256 else None,
+                        f.git_oid) for f in remote]
+    auth = HfApi(endpoint=up.endpoint, token=up.token)._build_hf_headers()
+    tree = make_tree(f"{resolved.repo_id}@{resolved.revision}", "model", resolved.repo_id,
+                     resolved.commit, files, up.endpoint, auth, display_root,
+                     resolved.revision)
+    return scan_remote(tree, ScanOptions(hash="never"), cache=cache, trust=(VERIFIED,),
+                       record=False)
+
+
+def _unread(pre: TreeScan) -> frozenset[str]:
+    """Files whose pre-scan met read errors (network): their verdict waits for the download."""
+    bad: set[str] = set()
+    prefix = pre.tree.display_root + "/"
+    for r in pre.results:
+        if any(f.rule in ("read-error", "internal-error") for f in r.findings) \
+                and r.path.startswith(prefix):
+            bad.add(r.path[len(prefix):].split("!", 1)[0])
+    return frozenset(bad)
+
+
+def _pre_report(pre: TreeScan) -> Report:
+    return Report("pull", pre.results, pre.seconds,
+                  {"prescan": {"bytes_read": pre.bytes_read, "requests": pre.requests,
+                               "total_bytes": pre.tree.total_size}})
+
+
+def _confirm(pre: TreeScan, downloaded: list[Downloaded], cache: ScanCache | None) -> Report:
+    """The pre-scan's results become the verdict on the downloaded files once every range
+    it read is shown to equal the verified download; those results are then cached as
+    verified. A mismatch means the upstream served other bytes to range requests than to
+    the download: rejected."""
+    logs = pre.tree.read_logs()
+    by_path = {d.remote.path: d for d in downloaded}
+    for rel, log in logs.items():
+        d = by_path.get(rel)
+        if d is not None and log.ranges and not log.matches(d.local):
+            raise UpstreamRejected(R.HASH_MISMATCH, f"{rel}: bytes read by the remote "
+                                   "pre-scan differ from the verified download at the same "
+                                   "offsets (the upstream serves two versions)", rel)
+    prefix = pre.tree.display_root + "/"
+    results: list[FileResult] = []
+    groups: dict[str, list[FileResult]] = {}
+    for r in pre.results:
+        top = r.path.split("!", 1)[0]
+        d = by_path.get(top[len(prefix):]) if top.startswith(prefix) else None
+        if d is not None and r.path == top:
+            r = replace(r, sha256=d.sha256, sha256_source=None)
+        if d is not None:
+            groups.setdefault(d.remote.path, []).append(r)
+        results.append(r)
+    if cache is not None:
+        for rel, group in groups.items():
+            if rel not in pre.cached:
+                d = by_path[rel]
+                own = _without_repo_findings(group)
+                cache.put(d.sha256, rel, f"{prefix}{rel}", own)
+                if not d.remote.lfs:  # verified against the tree's git blob sha1 too
+                    cache.put(git_key(d.remote.git_oid), rel, f"{prefix}{rel}", own)
+    return Report("pull", tuple(results), pre.seconds,
+                  {"prescan": {"bytes_read": pre.bytes_read, "requests": pre.requests,
+                               "total_bytes": pre.tree.total_size}})
+
+
+def _without_repo_findings(group: list[FileResult]) -> list[FileResult]:
+    """Cache entries hold what the file's own bytes say; repository checks are re-run."""
+    own = group[0]
+    kept = tuple(f for f in own.findings if not f.rule.startswith("repo-"))
+    if len(kept) == len(own.findings):
+        return group
+    verdict = Verdict.worst([*(f.verdict for f in kept), *(m.verdict for m in group[1:])])
+    return [replace(own, findings=kept, verdict=verdict), *group[1:]]
 
 
 def _file_verdicts(report: Report, display_root: str) -> dict[str, tuple[Verdict, str]]:
@@ -222,12 +346,12 @@ def _promote(store: Store, opts: PullOptions, resolved: Resolved, downloaded: li
     tags = (resolved.ref,) if resolved.ref_kind == "tag" and resolved.ref else ()
     message = f"mlwarden pull {resolved.repo_id}@{resolved.revision} from " \
               f"{opts.endpoint or DEFAULT_ENDPOINT}"
-    lock = store.blobs.tmp / f"pull-{resolved.repo_id.replace('/', '--')}.lock"
-    with file_lock(lock):  # one promotion per repository at a time
+    # One promotion per repository at a time, on every host sharing the store.
+    with store.lock(f"promote:{resolved.repo_id}"), store.ingest() as session:
         entries: list[FileEntry] = []
         for d in downloaded:
             digest = FileDigest(d.sha256, d.size, d.remote.lfs, d.git_oid)
-            got = store.blobs.ingest_move(d.local, d.remote.path, known=digest)
+            got = session.put_file(d.local, d.remote.path, move=True, known=digest)
             entries.append(FileEntry(d.remote.path, got.sha256, got.size, d.remote.lfs,
                                      d.git_oid))
         checkpoint("ingest")
@@ -236,7 +360,8 @@ def _promote(store: Store, opts: PullOptions, resolved: Resolved, downloaded: li
                 entries, resolved.repo_id, branch=branch, message=message, author=actor,
                 tags=tags, approve=False, commit_id=resolved.commit,
                 scan_verdict=report.verdict.value,
-                scan_summary={"policy": result.policy_source, **report.summary()})
+                scan_summary={"policy": result.policy_source, **report.summary()},
+                session=session)
         except ConflictError as exc:
             raise UpstreamRejected(R.COMMIT_MISMATCH, f"commit {resolved.commit} is already "
                                    f"in the store with other content: {exc}") from None

@@ -20,6 +20,7 @@ from mlwarden.airlock.upstream import RemoteFile, Upstream, UpstreamError, Upstr
 from mlwarden.manifest import Manifest, ModelEntry
 from mlwarden.report.model import FileResult, Finding, Report, Verdict
 from mlwarden.store import FileEntry, Store, StoreError
+from mlwarden.store.blobs import BlobNotFound, hash_blob
 
 BUF = 4 << 20
 
@@ -67,7 +68,7 @@ def verify(manifest: Manifest, store: Store, *, workers: int = 0, upstream: bool
            endpoint: str | None = None, token: str | None = None) -> VerifyResult:
     started = time.perf_counter()
     model_findings: dict[str, list[Finding]] = defaultdict(list)
-    jobs: dict[Path, list[tuple[str, str, int]]] = defaultdict(list)  # blob -> (label, sha, size)
+    jobs: dict[str, list[tuple[str, str, int]]] = defaultdict(list)  # blob -> (label, sha, size)
     store_files: dict[str, dict[str, FileEntry]] = {}
     for model in sorted(manifest.models):
         e = manifest.models[model]
@@ -93,15 +94,22 @@ def verify(manifest: Manifest, store: Store, *, workers: int = 0, upstream: bool
                 model_findings[label].append(R.STORE_MISMATCH.finding(
                     f"{path}: store records sha256 {s.sha256[:16]} / {s.size} bytes, the "
                     f"manifest {mf.sha256[:16]} / {mf.size} bytes"))
-            jobs[store.blob_path(mf.sha256)].append((f"{label}/{path}", mf.sha256, mf.size))
+            jobs[mf.sha256].append((f"{label}/{path}", mf.sha256, mf.size))
 
-    def check(blob: Path) -> tuple[Path, str | None, int, str | None]:
+    def check(blob: str) -> tuple[str, str | None, int, str | None]:
+        local = store.blobs.local_path(blob)
         try:
-            digest, n = sha256_path(blob)
-        except FileNotFoundError:
+            if local is not None:  # local files: one reused buffer, sequential readahead
+                digest, n = sha256_path(local)
+            else:
+                got = hash_blob(store.blobs, blob)
+                digest, n = got.sha256, got.size
+        except (FileNotFoundError, BlobNotFound):
             return blob, None, 0, "blob is missing from the store"
         except OSError as exc:
             return blob, None, 0, f"cannot read blob: {exc.strerror or exc}"
+        except StoreError as exc:
+            return blob, None, 0, f"cannot read blob: {exc}"
         return blob, digest, n, None
 
     n_workers = workers or min(32, (os.cpu_count() or 1))
@@ -112,7 +120,7 @@ def verify(manifest: Manifest, store: Store, *, workers: int = 0, upstream: bool
             hashed += n
             for display, sha, size in jobs[blob]:
                 if error is not None:
-                    f = R.MISSING.finding(f"{error}: {blob}")
+                    f = R.MISSING.finding(f"{error}: sha256 {blob}")
                 elif digest != sha or n != size:
                     f = R.HASH_CHANGED.finding(
                         f"sha256 {digest} / {n} bytes in the store, manifest pins {sha} / "

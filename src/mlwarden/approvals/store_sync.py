@@ -13,7 +13,8 @@ from typing import Any
 from mlwarden.approvals.log import LogEntry, append, read_log
 
 _KIND = {"approve": "approval", "revoke": "revocation", "move-tag": "tag-move",
-         "move-branch": "tag-move", "gate": "approval", "ungate": "approval"}
+         "move-branch": "tag-move", "gate": "approval", "ungate": "approval",
+         "delete-tag": "tag-move", "delete-branch": "tag-move", "delete-repo": "revocation"}
 
 
 def _event_details(ev: Any) -> dict[str, Any]:

@@ -317,7 +317,9 @@ def run(manifest_path: str, store_path: str | None, hf_cache: str | None,
         store = Path(store_path).resolve() if store_path else None
         cache = Path(hf_cache).resolve() if hf_cache else None
         if store is not None and endpoint is None:
-            if not (store / "blobs").is_dir():
+            from mlwarden.store.store import is_store
+
+            if not is_store(store):
                 raise CliError(f"{store}: not an mlwarden store")
             cache = cache or default_view_dir(store)
             materialize(manifest, store, cache)

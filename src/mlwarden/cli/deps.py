@@ -88,6 +88,10 @@ def deps() -> None:
 @click.option("--index-url", default="https://pypi.org", show_default=True,
               help="Public index to check internal names against (JSON API base URL, or a "
                    "simple-API root ending in /simple).")
+@click.option("--mlwarden-index", multiple=True, metavar="URL", envvar="MLWARDEN_INDEX_URL",
+              help="URL of an `mlwarden index serve` instance (repeatable; also "
+                   "[tool.mlwarden] index-url): naming it as the only source is the safe "
+                   "setting.")
 @click.option("--offline", is_flag=True, help="Skip every network lookup.")
 @click.option("--online", "online_advisories", is_flag=True,
               help="Also query OSV for every exact version (fails closed).")
@@ -99,8 +103,8 @@ def deps() -> None:
 @click.option("--advisory-db", type=click.Path(dir_okay=False),
               help="Use this OSV advisory database instead of the bundled one.")
 def audit_cmd(path: str | None, fmt: str, output: str | None, fail_on: str, verbose: bool,
-              internal: tuple[str, ...], index_url: str, offline: bool,
-              online_advisories: bool, osv_url: str, timeout: float, installed: bool,
+              internal: tuple[str, ...], index_url: str, mlwarden_index: tuple[str, ...],
+              offline: bool, online_advisories: bool, osv_url: str, timeout: float, installed: bool,
               site_dir: tuple[str, ...], advisory_db: str | None) -> None:
     """Audit requirements, pyproject, lock and index configuration files under PATH
     (default: the current directory, unless only --installed/--site-dir is asked for)."""
@@ -111,7 +115,8 @@ def audit_cmd(path: str | None, fmt: str, output: str | None, fail_on: str, verb
     options = AuditOptions(internal=internal, index_url=index_url, offline=offline,
                            online_advisories=online_advisories, osv_url=osv_url,
                            timeout=timeout, installed=installed or bool(site_dir),
-                           site_dirs=site_dir, advisory_db=advisory_db)
+                           site_dirs=site_dir, advisory_db=advisory_db,
+                           mlwarden_index=mlwarden_index)
     try:
         target = None if path is None and options.installed else Path(path or ".")
         report = audit(target, options)

@@ -52,7 +52,9 @@ def _open_db_store(path: Path) -> Any:
         from mlwarden.store import Store, StoreError
     except ModuleNotFoundError:
         return None
-    if not (path / "blobs").is_dir():
+    from mlwarden.store.store import is_store
+
+    if not is_store(path):
         return None
     try:
         return Store.open(path, create=False)

@@ -36,6 +36,8 @@ COMMANDS: dict[str, str] = {
     "sign": "mlwarden.cli.signing:sign",
     "verify-signature": "mlwarden.cli.signing:verify_signature",
     "log": "mlwarden.cli.log:log",
+    "index": "mlwarden.cli.index:index",
+    "fleet": "mlwarden.cli.fleet:fleet",
 }
 
 

@@ -130,22 +130,49 @@ def import_cmd(local_dir: str, repo: str, store_path: str, db_url: str | None, b
               "refs pointing at it disappear from the registry.")
 @click.option("--gated/--not-gated", default=None,
               help="Also mark the repository gated (no anonymous access) or not.")
+@click.option("--policy", "policy_path", default=None, type=click.Path(dir_okay=False),
+              help="Policy whose review rules apply (two-person-review); default: "
+                   "mlwarden.toml / pyproject.toml here.")
+@click.option("--refuse", is_flag=True, help="Refuse the pending commit for good (--note "
+              "says why); it is never served.")
 def approve(repo: str, rev: str, store_path: str, db_url: str | None, tags: tuple[str, ...],
-            note: str, actor: str | None, revoke: bool, gated: bool | None) -> None:
+            note: str, actor: str | None, revoke: bool, gated: bool | None,
+            policy_path: str | None, refuse: bool) -> None:
     """Approve commit REV of REPO for serving (or --revoke it). Every change is logged.
 
     REV is a branch, a tag, a full commit id or a unique prefix of one. Approval moves
-    the branch the commit was imported for, and the tags given at import or here.
+    the branch the commit was imported for, and the tags given at import or here. Under
+    two-person review (policy, or recorded with a pushed commit) each call adds one
+    reviewer's approval; the commit is served after the second distinct one.
     """
+    from mlwarden.policy import PolicyError, load_policy
+    from mlwarden.registry import review
+    from mlwarden.store.push import PushStore
+    from mlwarden.util.actor import default_actor
+
+    try:
+        policy = load_policy(policy_path)
+    except PolicyError as exc:
+        raise CliError(str(exc)) from exc
+    who = actor or default_actor()
     with _open_store(store_path, db_url) as store:
         if revoke:
             c = store.revoke(repo, rev, actor=actor, note=note)
             click.echo(f"revoked {repo}@{c.id}")
+        elif refuse:
+            st = review.refuse(PushStore.open(store), repo, rev, actor=who, identity=who,
+                               note=note, policy=policy)
+            click.echo(f"refused {repo}@{st.commit.id}")
         else:
-            c = store.approve(repo, rev, actor=actor, tags=tags,
-                              note=note)
-            moved = ", ".join([c.branch, *dict.fromkeys([*c.requested_tags, *tags])])
-            click.echo(f"approved {repo}@{c.id} ({moved})")
+            st = review.approve(PushStore.open(store), repo, rev, actor=who, identity=who,
+                                note=note, tags=tags, policy=policy)
+            c = st.commit
+            if st.state != "approved":
+                click.echo(f"approval by {who} recorded for {repo}@{c.id}: {st.missing} more "
+                           "from another reviewer needed (two-person review)")
+            else:
+                moved = ", ".join([c.branch, *dict.fromkeys([*c.requested_tags, *tags])])
+                click.echo(f"approved {repo}@{c.id} ({moved})")
         if gated is not None:
             store.set_gated(repo, gated, actor)
             click.echo(f"{repo}: {'gated' if gated else 'not gated'}")
@@ -162,25 +189,52 @@ def approve(repo: str, rev: str, store_path: str, db_url: str | None, tags: tupl
               help="Seconds a client has to send a complete request head.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
+@click.option("--policy", "policy_path", default=None, type=click.Path(dir_okay=False),
+              help="Policy for pushed commits (default: mlwarden.toml / pyproject.toml here, "
+                   "else built-in defaults).")
+@click.option("--public-url", default=None,
+              help="Base URL clients reach this server at (e.g. https://models.example behind "
+                   "a TLS proxy): used in upload URLs and for Secure console cookies.")
+@click.option("--lfs-uploads", is_flag=True,
+              help="Answer preupload like the Hub (LFS for weights) so large files stream "
+                   "through the LFS batch API; clients must then set HF_HUB_DISABLE_XET=1.")
+@click.option("--read-only", is_flag=True, help="No write API (pushes); the console stays.")
+@click.option("--no-console", is_flag=True, help="Do not serve the review console at /ui.")
 def serve(store_path: str, db_url: str | None, host: str, port: int, allow_anonymous: bool,
-          header_timeout: float, log_level: str) -> None:
-    """Serve approved models over the Hugging Face Hub HTTP API.
+          header_timeout: float, log_level: str, policy_path: str | None,
+          public_url: str | None, lfs_uploads: bool, read_only: bool, no_console: bool) -> None:
+    """Serve approved models over the Hugging Face Hub HTTP API, accept pushes into the
+    airlock, and serve the review console at /ui.
 
     Point clients at it with HF_ENDPOINT=http://HOST:PORT and HF_TOKEN=<mlwarden token>.
     """
     import uvicorn
 
+    from mlwarden.policy import PolicyError, load_policy
+    from mlwarden.registry.api import WriteSettings, routes
     from mlwarden.registry.app import Settings, create_app
     from mlwarden.registry.server import ServerLimits, make_config
 
+    try:
+        policy = load_policy(policy_path)
+    except PolicyError as exc:
+        raise CliError(str(exc)) from exc
+    if public_url is not None and not re.fullmatch(r"https?://[^/\s]+(/[^\s]*)?", public_url):
+        raise CliError(f"--public-url {public_url!r}: expected http(s)://host[:port][/path]")
+    write = WriteSettings(enabled=not read_only, console=not no_console, policy=policy,
+                          upload_mode="lfs" if lfs_uploads else "inline",
+                          public_url=public_url)
     with _open_store(store_path, db_url) as store:
-        app = create_app(store, Settings(allow_anonymous=allow_anonymous))
+        app = create_app(store, Settings(allow_anonymous=allow_anonymous),
+                         routes=routes(store, write))
         config = make_config(app, host, port, ServerLimits(header_timeout=header_timeout),
                              log_level=log_level)
         sock = _listen_socket(host, port)
         bound = sock.getsockname()[1]
         click.echo(f"mlwarden registry on http://{host}:{bound} "
-                   f"({'anonymous reads allowed' if allow_anonymous else 'token required'})",
+                   f"({'anonymous reads allowed' if allow_anonymous else 'token required'}; "
+                   f"{'read-only' if read_only else 'pushes enter the airlock'}"
+                   f"{'' if no_console else f'; review console at http://{host}:{bound}/ui'})",
                    err=True)
         uvicorn.Server(config).run(sockets=[sock])
 
@@ -216,16 +270,25 @@ def token() -> None:
 @_STORE
 @_DB
 @click.option("--scope", "scopes", multiple=True, required=True,
-              help="ORG:read, ORG/NAME:read or *:read (repeatable).")
+              help="ORG:ACCESS, ORG/NAME:ACCESS or *:ACCESS (repeatable); ACCESS is read, "
+                   "write (push; includes read) or approve (review; includes read); *:admin "
+                   "grants everything. Package index: pkg:PATTERN:read or "
+                   "pkg:PATTERN:write (upload).")
 @click.option("--name", default=None, help="Label shown in the audit log.")
+@click.option("--owner", default=None, help="The person the token acts for (two-person "
+              "review tells reviewers and pushers apart by owner); default: the name.")
 @click.option("--expires", default=None, help="Lifetime (30d, 12h) or an ISO date.")
 def token_create(store_path: str, db_url: str | None, scopes: tuple[str, ...],
-                 name: str | None, expires: str | None) -> None:
+                 name: str | None, owner: str | None, expires: str | None) -> None:
     """Print a new token once; only its salted hash is stored."""
+    from mlwarden.store.push import PushStore
+
     expires_at = parse_when(expires, future=True) if expires else None
     with _open_store(store_path, db_url, create=True) as store:
         info, text = store.create_token(name or "token", scopes,
                                         expires_at)
+        if owner:
+            PushStore.open(store).set_owner(info.id, owner)
     click.echo(text)
     from mlwarden.store.model import iso
 

@@ -51,7 +51,9 @@ def _progress_bar(enabled: bool):  # type: ignore[no-untyped-def]
 @click.option("--fail-on", type=click.Choice(list(FAIL_ON)), default="suspicious",
               show_default=True, help="Least severe verdict that makes the exit status nonzero.")
 @click.option("--hash/--no-hash", "hash_", default=None,
-              help="Always / never compute sha256 (default: files up to 64 MiB).")
+              help="Always / never compute sha256 (default: local files up to 64 MiB; "
+                   "remote files report the sha256 their endpoint publishes, and --hash "
+                   "reads them whole).")
 @click.option("--verbose", "-v", is_flag=True,
               help="List every file (clean ones too) and informational findings.")
 @click.option("--allow-class", "allow_class", multiple=True, metavar="MODULE.CLASS",
@@ -64,7 +66,12 @@ def _progress_bar(enabled: bool):  # type: ignore[no-untyped-def]
 def scan(paths: tuple[str, ...], fmt: str, output: str | None, workers: int, fail_on: str,
          hash_: bool | None, verbose: bool, allow_class: tuple[str, ...],
          source_path: tuple[str, ...]) -> None:
-    """Scan model files and directories statically; nothing is executed or unpickled."""
+    """Scan model files and directories statically; nothing is executed or unpickled.
+
+    PATHS may also be remote: hf://ORG/NAME[@REV][/PATH] (the Hub, a mirror or mlwarden
+    serve, per HF_ENDPOINT and HF_TOKEN), s3://BUCKET/PREFIX, gs://BUCKET/PREFIX. Remote
+    files are read with range requests: only the bytes the scanner needs.
+    """
     from mlwarden.scan.engine import InputError, ScanOptions, scan_paths
 
     options = ScanOptions(workers=workers,

@@ -18,6 +18,7 @@ from mlwarden.deps.model import Dep, IndexSetting, Parsed
 from mlwarden.deps.rules import (
     ADVISORY_NOTE,
     EXTRA_INDEX,
+    INDEX_BYPASS,
     INSECURE_INDEX,
     INTERNAL_PUBLIC,
     INTERNAL_UNBOUND,
@@ -25,6 +26,7 @@ from mlwarden.deps.rules import (
     LOOKUP_FAILED,
     MISSING_HASH,
     RANGE_VULNERABLE,
+    SOLE_MLWARDEN_INDEX,
     TYPOSQUAT,
     UNPINNED,
     UNSAFE_STRATEGY,
@@ -48,6 +50,7 @@ class AuditOptions:
     installed: bool = False
     site_dirs: tuple[str, ...] = ()
     advisory_db: str | None = None
+    mlwarden_index: tuple[str, ...] = ()  # URLs of `mlwarden index serve` instances
 
 
 @dataclass
@@ -57,6 +60,8 @@ class _Run:
     inputs: list[Parsed]
     internal: set[str] = field(default_factory=set)
     config_indexes: list[IndexSetting] = field(default_factory=list)
+    mlwarden_index: set[str] = field(default_factory=set)
+    sole: set[str] = field(default_factory=set)  # inputs whose only source is that index
 
 
 def audit(target: Path | None, options: AuditOptions) -> Report:
@@ -68,10 +73,14 @@ def audit(target: Path | None, options: AuditOptions) -> Report:
         inputs.append(parse_installed(list(options.site_dirs) or None))
     run = _Run(options, db, inputs)
     run.internal = {Dep.canonical(n) for n in options.internal}
+    run.mlwarden_index = {_norm(u) for u in options.mlwarden_index}
     for p in inputs:
         run.internal.update(p.internal)
+        run.mlwarden_index.update(_norm(u) for u in p.mlwarden_index)
         if p.format in ("pip-conf", "uv-toml"):
             run.config_indexes += p.indexes
+    for p in inputs:
+        _check_mlwarden_index(run, p)
     for p in inputs:
         _check_indexes(p)
         _check_pinning(p, inputs)
@@ -126,6 +135,48 @@ def _check_indexes(p: Parsed) -> None:
                                                          where))
 
 
+# ----------------------------------------------------------------------------- mlwarden index
+
+def _norm(url: str) -> str:
+    """An index URL without credentials, query or trailing slash, for comparison."""
+    u = urllib.parse.urlsplit(url.strip())
+    host = (u.hostname or "").lower() + (f":{u.port}" if u.port else "")
+    return f"{u.scheme.lower()}://{host}{u.path.rstrip('/')}"
+
+
+def _sources(settings: list[IndexSetting]) -> tuple[list[str], bool]:
+    """(package sources, whether the public default index was replaced)."""
+    sources: list[str] = []
+    replaced = False
+    for s in settings:
+        if s.key in ("index-url", "extra-index-url", "find-links", "index"):
+            sources.append(s.value)
+        if s.key == "index-url" or (s.key == "index" and s.priority in ("default", "primary")):
+            replaced = True
+    return sources, replaced
+
+
+def _check_mlwarden_index(run: _Run, p: Parsed) -> None:
+    """The safe setting is the mlwarden index as the one and only source."""
+    if not run.mlwarden_index or p.format == "installed":
+        return
+    own = p.indexes if p.format in ("pip-conf", "uv-toml") else p.indexes + run.config_indexes
+    sources, replaced = _sources(own)
+    if not sources:
+        return
+    ours = [u for u in sources if _norm(u) in run.mlwarden_index]
+    others = sorted({u for u in sources if _norm(u) not in run.mlwarden_index})
+    if not ours:
+        return
+    if others or not replaced:
+        what = ", ".join(others) if others else "the public index (the default was not replaced)"
+        p.findings.append(INDEX_BYPASS.finding(f"packages can also come from {what}"))
+        return
+    run.sole.add(p.path)
+    p.findings.append(SOLE_MLWARDEN_INDEX.finding(
+        f"every package comes through the mlwarden index {ours[0]}"))
+
+
 # ----------------------------------------------------------------------------- pinning
 
 def _check_pinning(p: Parsed, inputs: list[Parsed]) -> None:
@@ -155,6 +206,8 @@ def _check_pinning(p: Parsed, inputs: list[Parsed]) -> None:
 # ----------------------------------------------------------------------------- internal
 
 def _check_internal_binding(run: _Run, p: Parsed) -> None:
+    if p.path in run.sole:
+        return  # the mlwarden index never looks internal names up upstream
     declared = {s.name for s in p.indexes if s.key == "index" and s.name}
     replaced_default = any(
         (s.key == "index-url" or s.priority == "default") and not _public(s.value)

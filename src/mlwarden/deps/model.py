@@ -54,5 +54,6 @@ class Parsed:
     indexes: list[IndexSetting] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     internal: list[str] = field(default_factory=list)  # [tool.mlwarden] internal-packages
+    mlwarden_index: list[str] = field(default_factory=list)  # [tool.mlwarden] index-url
     deployment: bool = False  # pins and hashes are expected (deployment requirement files)
     require_hashes: bool = False

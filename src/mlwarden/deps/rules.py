@@ -99,3 +99,16 @@ ADVISORY_NOTE = rule(
     "For example a huggingface_hub issue that needs a malicious or http HF_ENDPOINT: "
     "`mlwarden doctor` reports it when the environment is exposed.",
 )
+SOLE_MLWARDEN_INDEX = rule(
+    "deps-sole-mlwarden-index", Verdict.CLEAN, Severity.INFO,
+    "The mlwarden package index is the only package source",
+    "The safe setting: internal names never reach the public index, and every public file "
+    "was verified and inspected before it was admitted (`mlwarden index serve`).",
+)
+INDEX_BYPASS = rule(
+    "deps-mlwarden-index-bypass", Verdict.SUSPICIOUS, Severity.HIGH,
+    "Another package source sits beside the mlwarden package index",
+    "Packages from the other source (an extra index, find-links, PyPI as the implicit "
+    "default) are neither inspected nor protected from dependency confusion. Make the "
+    "mlwarden index the only index (index-url, uv default index, poetry primary source).",
+)

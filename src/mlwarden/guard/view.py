@@ -1,8 +1,10 @@
 """An HF-cache-shaped view of the store, so an offline process loads pinned models by id.
 
-``models--ORG--NAME/snapshots/COMMIT/PATH`` are symlinks to the store's read-only blobs;
-``refs/main`` and the recorded ref name the pinned commit. huggingface_hub in offline mode
-resolves ``from_pretrained("ORG/NAME")`` through exactly this layout (hub-protocol.md §6-7).
+``models--ORG--NAME/snapshots/COMMIT/PATH`` are symlinks to the store's read-only blobs
+(when the blob backend keeps local files) or to verified copies fetched once into the
+view's own ``blobs/`` (object storage); ``refs/main`` and the recorded ref name the pinned
+commit. huggingface_hub in offline mode resolves ``from_pretrained("ORG/NAME")`` through
+exactly this layout (hub-protocol.md §6-7).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 from pathlib import Path
 
 from mlwarden.manifest import Manifest
+from mlwarden.store.blobs import BlobBackend
 from mlwarden.store.names import check_file_path, check_ref_name, check_repo_id
 from mlwarden.util.fs import atomic_write_text, file_lock
 
@@ -23,8 +26,17 @@ def default_view_dir(store: Path) -> Path:
     return Path(xdg) / "mlwarden" / "hub-view" / key
 
 
-def _blob(store: Path, sha256: str) -> Path:
-    return store / "blobs" / "sha256" / sha256[:2] / sha256[2:]
+def _blob(blobs: BlobBackend, sha256: str, cache: Path) -> Path:
+    local = blobs.local_path(sha256)
+    if local is not None:
+        return local
+    copy = cache / "blobs" / "sha256" / sha256[:2] / sha256[2:]
+    if not copy.is_file():
+        tmp = copy.with_name(f".{copy.name}.{os.getpid()}.tmp")
+        blobs.fetch_to(sha256, tmp)  # verified against the sha256 while it is written
+        os.chmod(tmp, 0o444)
+        os.replace(tmp, copy)
+    return copy
 
 
 def _link(target: Path, link: Path) -> None:
@@ -39,8 +51,18 @@ def _link(target: Path, link: Path) -> None:
     os.replace(tmp, link)
 
 
-def materialize(manifest: Manifest, store: Path, cache: Path) -> list[str]:
+def store_blobs(store: Path) -> BlobBackend:
+    """The blob backend of the store directory ``store`` (wherever its blobs live)."""
+    from mlwarden.store import Store
+
+    s = Store.open(store, create=False)
+    s.db.close()
+    return s.blobs
+
+
+def materialize(manifest: Manifest, store: Path | BlobBackend, cache: Path) -> list[str]:
     """Create or refresh the view; returns the model ids it holds."""
+    blobs = store_blobs(store) if isinstance(store, Path) else store
     cache.mkdir(parents=True, exist_ok=True)
     done: list[str] = []
     with file_lock(cache / ".mlwarden-view.lock"):
@@ -50,7 +72,7 @@ def materialize(manifest: Manifest, store: Path, cache: Path) -> list[str]:
             repo_dir = cache / f"models--{org}--{name}"
             for rel, mf in e.files.items():
                 check_file_path(rel)
-                _link(_blob(store, mf.sha256), repo_dir / "snapshots" / e.commit / rel)
+                _link(_blob(blobs, mf.sha256, cache), repo_dir / "snapshots" / e.commit / rel)
             refs = {"main"}
             if e.ref:
                 with contextlib.suppress(Exception):

@@ -88,6 +88,8 @@ class Policy:
     remote_code: tuple[RemoteCodeReview, ...] = ()
     exceptions: tuple[PolicyException, ...] = ()
     source: str = "built-in defaults"
+    # Registry review: two distinct approvers, neither of them the pusher's owner.
+    two_person_review: bool = False
 
     def reviewed(self, model: str, commit: str) -> RemoteCodeReview | None:
         for r in self.remote_code:
@@ -111,6 +113,8 @@ class Policy:
             return v
 
         body = {k: plain(v) for k, v in dataclasses.asdict(self).items() if k != "source"}
+        if not self.two_person_review:  # added later: leave existing policy versions as they were
+            del body["two_person_review"]
         text = json.dumps(body, sort_keys=True, separators=(",", ":"))
         return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
@@ -190,14 +194,14 @@ def _review(item: Any, i: int) -> RemoteCodeReview:
 
 _KEYS = {"require-safetensors", "allowed-orgs", "blocked-orgs", "official-orgs",
          "established-orgs", "min-trust", "typosquat", "require-pinned", "block-verdict",
-         "max-file-size", "max-total-size", "remote-code", "exceptions"}
+         "max-file-size", "max-total-size", "remote-code", "exceptions", "two-person-review"}
 
 
 def policy_from_mapping(data: Mapping[str, Any], source: str = "<mapping>") -> Policy:
     unknown = set(data) - _KEYS
     if unknown:
         raise PolicyError(f"{source}: unknown policy keys {', '.join(sorted(unknown))}")
-    for key in ("require-safetensors", "require-pinned"):
+    for key in ("require-safetensors", "require-pinned", "two-person-review"):
         if key in data and not isinstance(data[key], bool):
             raise PolicyError(f"policy.{key}: expected true or false")
     min_trust = data.get("min-trust", "new")
@@ -230,7 +234,7 @@ def policy_from_mapping(data: Mapping[str, Any], source: str = "<mapping>") -> P
         if "max-total-size" in data else None,
         remote_code=tuple(_review(x, i) for i, x in enumerate(rc)),
         exceptions=tuple(_exception(x, i) for i, x in enumerate(exc)),
-        source=source)
+        source=source, two_person_review=data.get("two-person-review", False))
 
 
 def load_policy(path: str | os.PathLike[str] | None = None,

@@ -12,7 +12,7 @@ import contextlib
 import hashlib
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote
@@ -21,7 +21,7 @@ import anyio
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mlwarden.registry.audit import AuditWriter
@@ -216,6 +216,33 @@ class Registry:
         }
         return JSONResponse(body)
 
+    def list_models(self, principal: Principal, query: dict[str, list[str]],
+                    call: Call) -> Response:
+        """``GET /api/models[?author=ORG][&search=TEXT]``: the repositories this principal
+        can see (``HfApi.list_models``), sorted by id; gated ones only with a token."""
+        call.action = "list"
+        author = query.get("author", [None])[-1]
+        search = (query.get("search", [""])[-1] or "").lower()
+        out: list[dict[str, Any]] = []
+        for info in self.store.repos():
+            org = info.id.split("/", 1)[0]
+            if author is not None and org != author:
+                continue
+            if search and search not in info.id.lower():
+                continue
+            if principal.token is not None and not principal.token.can_read(info.id):
+                continue
+            if info.gated and principal.token is None:
+                continue
+            if self.store.visible_repo(info.id) is None:
+                continue
+            out.append({"_id": hashlib.sha1(info.id.encode(), usedforsecurity=False)
+                        .hexdigest()[:24], "id": info.id, "modelId": info.id, "author": org,
+                        "private": True, "gated": "manual" if info.gated else False,
+                        "createdAt": iso(info.created_at), "tags": [], "downloads": 0,
+                        "likes": 0})
+        return JSONResponse(sorted(out, key=lambda d: d["id"]))
+
     def tree(self, principal: Principal, repo_id: str, revision: str, path: str,
              query: dict[str, list[str]], url: Callable[[int], str], call: Call) -> Response:
         call.action = "tree"
@@ -278,12 +305,16 @@ class Registry:
         call.action = "refs"
         repo = self.visible_repo(principal, repo_id, call)
         body: dict[str, Any] = {"branches": [], "converts": [], "tags": []}
+        prs: list[dict[str, Any]] = []
         for r in self.store.refs(repo.id):
+            if r.name.startswith("refs/pr/"):  # approved pull-request heads (write API)
+                prs.append({"name": r.name, "ref": r.name, "targetCommit": r.commit})
+                continue
             key, ns = ("branches", "heads") if r.kind == "branch" else ("tags", "tags")
             body[key].append({"name": r.name, "ref": f"refs/{ns}/{r.name}",
                               "targetCommit": r.commit})
         if query.get("include_prs", ["0"])[-1].lower() in ("1", "true"):
-            body["pullRequests"] = []
+            body["pullRequests"] = prs
         return JSONResponse(body)
 
     def resolve(self, principal: Principal, repo_id: str, revision: str, path: str,
@@ -310,8 +341,8 @@ class Registry:
         def done(status: int, sent: int) -> None:
             self.audit.log(_entry(call, status, sent, started))
 
-        return BlobResponse(str(self.store.blob_path(f.sha256)), f.size, headers, head,
-                            byte_range, done)
+        return BlobResponse(self.store.blobs, f.sha256, f.size, headers, head, byte_range,
+                            done)
 
 
 def _quote_name(name: str) -> str:
@@ -368,7 +399,12 @@ def _parse_paths_body(body: bytes, content_type: str, settings: Settings) -> tup
 
 
 def create_app(store: Store, settings: Settings | None = None,
-               audit: AuditWriter | None = None) -> ASGIApp:
+               audit: AuditWriter | None = None, *,
+               routes: Sequence[BaseRoute] = ()) -> ASGIApp:
+    """The registry application. ``routes`` (Starlette routes, e.g. the write API and the
+    console) are matched before the read API; they declare their own methods and enforce
+    their own body limits, and reach the store, access control and audit through
+    ``request.app.state.registry`` (a Registry) and ``request.app.state.audit``."""
     settings = settings or Settings()
     writer = audit or AuditWriter(store)
     reg = Registry(store, settings, writer)
@@ -398,6 +434,14 @@ def create_app(store: Store, settings: Settings | None = None,
                 segs[0] == "api" and len(segs) > 1 and segs[1] in ("datasets", "spaces")):
             await anyio.to_thread.run_sync(reg.authenticate, authz, call)
             raise not_found_repo("not-found")  # the store holds models only
+        if segs == ["api", "models"] and method == "GET":
+            def run_list() -> Response:
+                principal = reg.authenticate(authz, call)
+                return reg.list_models(principal, query, call)
+
+            resp = await anyio.to_thread.run_sync(run_list)
+            writer.log(_entry(call, resp.status_code, 0))
+            return resp
         if segs[0] == "api" and len(segs) >= 4 and segs[1] == "models":
             repo = f"{segs[2]}/{segs[3]}"
             rest = segs[4:]
@@ -441,11 +485,12 @@ def create_app(store: Store, settings: Settings | None = None,
         finally:
             await anyio.to_thread.run_sync(writer.close)
 
-    app = Starlette(routes=[Route("/{rest:path}", endpoint, methods=["GET", "HEAD", "POST"])],
+    app = Starlette(routes=[*routes,
+                            Route("/{rest:path}", endpoint, methods=["GET", "HEAD", "POST"])],
                     lifespan=lifespan)
     app.state.registry = reg
     app.state.audit = writer
-    return Guard(app, settings)
+    return Guard(app, settings, routes)
 
 
 def _route_api(reg: Registry, authz: str | None, repo: str, rest: list[str],
@@ -470,19 +515,28 @@ def _route_api(reg: Registry, authz: str | None, repo: str, rest: list[str],
 
 
 class Guard:
-    """Cheap refusals before any routing: methods, target length, declared body size."""
+    """Cheap refusals before any routing: methods, target length, declared body size.
 
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+    Requests for a mounted route skip the method and body checks (the route declares its
+    methods and bounds its own body); the target, NUL and header checks apply to all."""
+
+    def __init__(self, app: ASGIApp, settings: Settings,
+                 mounted: Sequence[BaseRoute] = ()) -> None:
         self.app = app
         self.settings = settings
+        self.mounted = tuple(mounted)
         self.state = getattr(app, "state", None)
+
+    def _is_mounted(self, scope: Scope) -> bool:
+        return any(r.matches(scope)[0] is not Match.NONE for r in self.mounted)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         error: HubError | None = None
-        if scope["method"] not in ("GET", "HEAD", "POST"):
+        mounted = bool(self.mounted) and self._is_mounted(scope)
+        if scope["method"] not in ("GET", "HEAD", "POST") and not mounted:
             error = HubError(405, None, "method not allowed")
         elif len(scope["raw_path"]) + len(scope["query_string"]) > \
                 self.settings.max_target_bytes:
@@ -492,7 +546,7 @@ class Guard:
         elif sum(len(k) + len(v) + 4 for k, v in scope["headers"]) > \
                 self.settings.max_header_bytes:
             error = HubError(431, None, "request headers too large")
-        else:
+        elif not mounted:
             for name, value in scope["headers"]:
                 if name == b"content-length":
                     if not value.isdigit():

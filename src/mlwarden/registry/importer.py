@@ -84,12 +84,13 @@ def import_directory(
         if blocked:
             return ImportResult(report, policy, blocked, None)
         entries: list[FileEntry] = []
-        for rel, _ in files:
-            d = store.blobs.ingest_move(stage / rel, rel, known=digests[rel])
-            entries.append(FileEntry(rel, d.sha256, d.size, d.lfs, d.git_oid))
-        summary: dict[str, object] = {"policy": policy, **report.summary()}
-        commit = store.commit_files(
-            entries, repo, branch=branch, message=message or f"import {source.name}",
-            author=author or default_actor(), tags=tags, approve=approve,
-            scan_verdict=report.verdict.value, scan_summary=summary)
+        with store.ingest() as session:
+            for rel, _ in files:
+                d = session.put_file(stage / rel, rel, move=True, known=digests[rel])
+                entries.append(FileEntry(rel, d.sha256, d.size, d.lfs, d.git_oid))
+            summary: dict[str, object] = {"policy": policy, **report.summary()}
+            commit = store.commit_files(
+                entries, repo, branch=branch, message=message or f"import {source.name}",
+                author=author or default_actor(), tags=tags, approve=approve,
+                scan_verdict=report.verdict.value, scan_summary=summary, session=session)
     return ImportResult(report, policy, (), commit)

@@ -7,13 +7,15 @@ it handed to the server, which is what the audit log records.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Mapping
 
 import anyio
 from starlette.responses import JSONResponse, Response
 from starlette.types import Message, Receive, Scope, Send
+
+from mlwarden.store.blobs import BlobBackend
+from mlwarden.store.errors import StoreError
 
 CHUNK = 1 << 20
 _RANGE_RE = re.compile(r"bytes=(\d{0,19})-(\d{0,19})")
@@ -71,10 +73,12 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
 
 
 class BlobResponse(Response):
-    def __init__(self, path: str, size: int, headers: Mapping[str, str], head: bool,
+    def __init__(self, blobs: BlobBackend, sha256: str, size: int,
+                 headers: Mapping[str, str], head: bool,
                  byte_range: tuple[int, int] | None,
                  on_done: Callable[[int, int], None]) -> None:
-        self.path = path
+        self.blobs = blobs
+        self.sha256 = sha256
         self.size = size
         self.head = head
         self.byte_range = byte_range
@@ -96,8 +100,9 @@ class BlobResponse(Response):
         start, end = self.byte_range or (0, self.size - 1)
         remaining = end - start + 1 if self.size else 0
         try:
-            fd = os.open(self.path, os.O_RDONLY)
-        except OSError:
+            reader = await anyio.to_thread.run_sync(
+                self.blobs.open_range, self.sha256, start, remaining)
+        except StoreError:
             self.status_code = 500
             await Response("blob missing from the store", 500)(scope, receive, send)
             self.on_done(500, 0)
@@ -118,18 +123,15 @@ class BlobResponse(Response):
                             return
 
                 tg.start_soon(watch_disconnect)
-                pos = start
                 while remaining > 0:
-                    chunk = await anyio.to_thread.run_sync(
-                        os.pread, fd, min(CHUNK, remaining), pos)
+                    chunk = await anyio.to_thread.run_sync(reader.read, min(CHUNK, remaining))
                     if not chunk:  # the blob shrank: never pad, let the length check fail
                         break
                     remaining -= len(chunk)
-                    pos += len(chunk)
                     await send({"type": "http.response.body", "body": chunk,
                                 "more_body": remaining > 0})
                     sent += len(chunk)
                 tg.cancel_scope.cancel()
         finally:
-            os.close(fd)
+            reader.close()
             self.on_done(self.status_code, sent)

@@ -98,9 +98,11 @@ class FileResult:
     sha256: str | None
     findings: tuple[Finding, ...] = ()
     parent: str | None = None  # archive entry this member came from
+    # Where sha256 came from when it was not hashed here ("lfs-metadata" for remote files).
+    sha256_source: str | None = None
 
     def to_dict(self) -> dict[str, object]:
-        return {
+        d: dict[str, object] = {
             "path": self.path,
             "format": self.format,
             "verdict": self.verdict.value,
@@ -109,6 +111,9 @@ class FileResult:
             "parent": self.parent,
             "findings": [f.to_dict() for f in self.findings],
         }
+        if self.sha256_source is not None:
+            d["sha256_source"] = self.sha256_source
+        return d
 
 
 @dataclass(frozen=True)

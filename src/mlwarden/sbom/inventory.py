@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,9 +131,9 @@ def from_directory(directory: str | os.PathLike[str], name: str | None = None,
 
 
 def from_store(store_path: str | os.PathLike[str], ref: str) -> ModelInventory:
-    """``ORG/NAME@REV`` in the store. The commit's blobs are hard-linked (copied when the
-    filesystem refuses) into a private staging directory under their repository paths, so
-    the scanner sees the same tree a client downloads."""
+    """``ORG/NAME@REV`` in the store. The commit's blobs are fetched from the blob backend
+    (hard-linked when they are local files) into a private staging directory under their
+    repository paths, so the scanner sees the same tree a client downloads."""
     from mlwarden.store import Store, StoreError
 
     repo, _, rev = ref.partition("@")
@@ -148,13 +147,7 @@ def from_store(store_path: str | os.PathLike[str], ref: str) -> ModelInventory:
         with store.staging() as stage:
             tree = stage / "model"
             for e in entries:
-                dst = tree / e.path
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                src = store.blob_path(e.sha256)
-                try:
-                    os.link(src, dst)
-                except OSError:
-                    shutil.copyfile(src, dst)
+                store.blobs.fetch_to(e.sha256, tree / e.path)
             inv = from_directory(tree, name=repo, commit=c.id)
     except StoreError as exc:
         raise SbomInputError(str(exc)) from exc

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from mlwarden.report.model import FileResult, Finding, Report, Severity, Verdict
 from mlwarden.report.rules import rule
+from mlwarden.scan import shadow
 from mlwarden.scan import sniff as fmt
 from mlwarden.scan.context import Limits, ScanContext
 from mlwarden.scan.readers import get_reader
@@ -95,6 +96,7 @@ class Target:
 class RepositoryRoot:
     path: Path
     display: str
+    tree: object | None = None  # a repository.TreeReader for remote trees (scan/sources)
 
 
 class InputError(Exception):
@@ -185,8 +187,8 @@ def scan_source(source: Source, limits: Limits, depth: int = 0,
             ctx.report(READER_MISSING, f"no analyser installed for {ctx.format} content")
         else:
             reader(source, ctx)
-        if ctx.format not in _PICKLE_FORMATS and fmt.looks_like_proto_pickle(head):
-            _polyglot_pickle(source, ctx)
+        if ctx.format not in _PICKLE_FORMATS:
+            shadow.analyse(source, ctx, head)
         elif ctx.format in _PICKLE_FORMATS and not head.startswith(b"\x80") \
                 and fmt._is_text(head):
             _text_reading(source, ctx)
@@ -215,51 +217,6 @@ def scan_source(source: Source, limits: Limits, depth: int = 0,
 
 
 _PICKLE_FORMATS = {"pickle", "pytorch-legacy", "joblib", "dill", "cloudpickle"}
-POLYGLOT_PREFIX = 64 << 20
-POLYGLOT_PROBE = 64 << 10
-
-POLYGLOT_PICKLE = rule(
-    "polyglot-pickle",
-    Verdict.SUSPICIOUS,
-    Severity.HIGH,
-    "Content of another format that also runs as a pickle",
-    "The file starts with a pickle PROTO opcode, so torch.load or pickle.load of it would "
-    "execute opcodes even though its bytes also form another format. The pickle reading "
-    "is analysed too and its findings are reported here.",
-)
-
-
-def _breaks_before(shadow: ScanContext, end: int) -> bool:
-    return any(f.rule == BROKEN_STREAM_RULE and f.location is not None
-               and f.location.offset is not None and f.location.offset < end - 64
-               for f in shadow.findings)
-
-
-def _polyglot_pickle(source: Source, ctx: ScanContext) -> None:
-    """Analyse a non-pickle file as the pickle stream a loader would see; report only when
-    that reading does something (imports or calls), not when it merely breaks."""
-    from mlwarden.scan.pickle import scan_pickle
-
-    with source.open() as fh:
-        for limit in (POLYGLOT_PROBE, POLYGLOT_PREFIX):
-            fh.seek(0)
-            prefix = fh.read(min(source.size, limit))
-            shadow = ScanContext(display_path=ctx.display_path, limits=ctx.limits,
-                                 depth=ctx.depth)
-            result = scan_pickle(prefix, shadow, max_pickles=1)
-            # Real content breaks the pickle reading within a few bytes (a safetensors
-            # length of 128 is followed by zero bytes, which are no opcode): read more only
-            # when the stream was still going at the end of the probe.
-            if result.end is not None or _breaks_before(shadow, len(prefix)) \
-                    or len(prefix) == source.size:
-                break
-    if not result.globals:
-        return
-    ctx.report(POLYGLOT_PICKLE, f"also parses as a pickle that imports "
-               f"{', '.join(sorted(result.globals)[:5])}")
-    ctx.findings.extend(f for f in shadow.findings if f.verdict is not Verdict.CLEAN)
-
-
 BROKEN_STREAM_RULE = "pickle-broken-stream"
 
 
@@ -343,7 +300,8 @@ def scan_paths(
     options: ScanOptions | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> Report:
-    """Scan files and directories; each regular file gets a verdict."""
+    """Scan files, directories and remote URLs (hf://, s3://, gs://); each regular file
+    gets a verdict."""
     options = options or ScanOptions()
     started = time.perf_counter()
     if options.allow_classes or options.source_paths:
@@ -351,6 +309,21 @@ def scan_paths(
 
         policy.configure(policy.KnowledgePolicy(options.allow_classes,
                                                 options.source_paths))
+    if any(p.startswith(REMOTE_SCHEMES) for p in paths):
+        # Imported only for remote arguments: local scans never load the remote stack.
+        from mlwarden.scan.sources.scanning import scan_mixed
+
+        return scan_mixed(paths, options, progress, started)
+    results = scan_local(paths, options, progress)
+    return Report("scan", tuple(results), time.perf_counter() - started)
+
+
+REMOTE_SCHEMES = ("hf://", "s3://", "gs://")
+
+
+def scan_local(paths: Sequence[str], options: ScanOptions,
+               progress: Callable[[int, int], None] | None = None) -> list[FileResult]:
+    """Local files and directories, with their repository checks."""
     targets, roots = collect(paths)
     results: list[FileResult] = []
     total = len(targets)
@@ -376,8 +349,7 @@ def scan_paths(
             results.extend(scan_target(t, options))
             if progress:
                 progress(i + 1, total)
-    results = repository_checks(roots, results)
-    return Report("scan", tuple(results), time.perf_counter() - started)
+    return repository_checks(roots, results)
 
 
 def _scan_forked(targets: list[Target], options: ScanOptions, workers: int,
@@ -472,7 +444,9 @@ def repository_checks(roots: list[RepositoryRoot], results: list[FileResult]) ->
     except ModuleNotFoundError:
         return results
     for root in roots:
-        extra = repository.check_repository(root.path, root.display, results)
+        extra = repository.check_repository(
+            root.tree if root.tree is not None else root.path,  # type: ignore[arg-type]
+            root.display, results)
         if not extra:
             continue
         merged: list[FileResult] = []

@@ -14,7 +14,7 @@ import re
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from mlwarden.report.model import FileResult, Finding, Location, Severity, Verdict
 from mlwarden.report.rules import rule
@@ -92,9 +92,31 @@ def unsafe_reason(name: str, member: bool) -> str | None:
     return None
 
 
-def check_repository(root: Path, display_root: str,
+class TreeReader(Protocol):
+    """The files of a repository, local or remote (``scan/sources``), by relative path."""
+
+    def read(self, rel: str, limit: int) -> bytes | None:
+        """The whole file, or None when it is missing, unreadable or over ``limit`` bytes."""
+        ...
+
+    def head(self, rel: str, n: int) -> bytes: ...
+
+
+class LocalTree:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def read(self, rel: str, limit: int) -> bytes | None:
+        return _read(self.root / rel, limit)
+
+    def head(self, rel: str, n: int) -> bytes:
+        return _read_head(self.root / rel, n)
+
+
+def check_repository(root: Path | TreeReader, display_root: str,
                      results: list[FileResult]) -> dict[str, list[Finding]]:
     """Extra findings keyed by reported path; ``display_root`` itself for the directory."""
+    tree = LocalTree(root) if isinstance(root, Path) else root
     prefix = display_root if display_root.endswith(("/", os.sep)) else display_root + os.sep
     mine = [r for r in results if r.path.startswith(prefix)]
     by_path = {r.path: r for r in mine}
@@ -103,8 +125,8 @@ def check_repository(root: Path, display_root: str,
 
     _names(mine, by_path, prefix, out)
     _twins(files, prefix, out)
-    _weights(root, files, prefix, out)
-    _remote_code(root, files, prefix, display_root, out)
+    _weights(tree, files, prefix, out)
+    _remote_code(tree, files, prefix, display_root, out)
     return dict(out)
 
 
@@ -174,14 +196,14 @@ def _read(path: Path, limit: int) -> bytes | None:
     return data if len(data) <= limit else None
 
 
-def _weights(root: Path, files: dict[str, FileResult], prefix: str,
+def _weights(root: TreeReader, files: dict[str, FileResult], prefix: str,
              out: dict[str, list[Finding]]) -> None:
     for rel, r in files.items():
         base = posixpath.basename(rel)
         if base.endswith(".index.json"):
             _index(root, rel, r, files, out)
         elif base.endswith(WEIGHT_SUFFIXES) and r.format in _INERT_FORMATS | {"unknown"}:
-            head = _read_head(root / rel)
+            head = root.head(rel, 128)
             if head.startswith(b"version https://git-lfs.github.com/spec/"):
                 out[r.path].append(LFS_POINTER.finding(
                     "Git LFS pointer instead of weights; the real file was not scanned"))
@@ -190,17 +212,17 @@ def _weights(root: Path, files: dict[str, FileResult], prefix: str,
                     f"named like weights but its content is {r.format}"))
 
 
-def _read_head(path: Path) -> bytes:
+def _read_head(path: Path, n: int) -> bytes:
     try:
         with open(path, "rb") as fh:
-            return fh.read(128)
+            return fh.read(n)
     except OSError:
         return b""
 
 
-def _index(root: Path, rel: str, r: FileResult, files: dict[str, FileResult],
+def _index(root: TreeReader, rel: str, r: FileResult, files: dict[str, FileResult],
            out: dict[str, list[Finding]]) -> None:
-    data = _read(root / rel, MAX_CONFIG_BYTES)
+    data = root.read(rel, MAX_CONFIG_BYTES)
     if data is None:
         return
     doc, _err, _dup = parse_config(data)
@@ -226,14 +248,58 @@ def _index(root: Path, rel: str, r: FileResult, files: dict[str, FileResult],
 # ------------------------------------------------------------------------------ remote code
 
 
-def _remote_code(root: Path, files: dict[str, FileResult], prefix: str, display_root: str,
+def remote_code_files(root: Path | TreeReader, display_root: str,
+                      results: list[FileResult]) -> dict[str, str]:
+    """The .py files ``trust_remote_code=True`` / ``torch.hub.load`` would import from the
+    scanned tree ``root`` (repository path -> why), as the repository checks find them:
+    config entry points followed through relative imports. For reviewers and reports."""
+    tree = LocalTree(root) if isinstance(root, Path) else root
+    prefix = display_root if display_root.endswith(("/", os.sep)) else display_root + os.sep
+    files = {r.path[len(prefix):].replace(os.sep, "/"): r for r in results
+             if r.path.startswith(prefix) and "!" not in r.path}
+    entries, _ = _code_entries(tree, files, defaultdict(list))
+    return entries
+
+
+def _remote_code(root: TreeReader, files: dict[str, FileResult], prefix: str, display_root: str,
                  out: dict[str, list[Finding]]) -> None:
+    entries, loaded = _code_entries(root, files, out)
+    if loaded:
+        from mlwarden.scan.remote_code import load_time_findings
+
+        _load_time(root, files, dict(loaded), load_time_findings, out)
+
+    for rel, r in files.items():
+        if rel.endswith(".py") and r.format != "python" and (
+                rel in entries or r.verdict is Verdict.CLEAN):
+            out[r.path].append(CODE_NOT_ANALYSED.finding(
+                f"content identified as {r.format}, not Python text"))
+
+    if entries:
+        def verdict(r: FileResult) -> Verdict:  # with the load-time findings added above
+            return Verdict.worst([r.verdict, *(f.verdict for f in out.get(r.path, ()))])
+
+        parts = [f"{py} ({verdict(files[py]).value}; {why})" for py, why in entries.items()]
+        others = sum(1 for rel in files if rel.endswith(".py") and rel not in entries)
+        text = "loading this repository runs " + "; ".join(parts[:MAX_LISTED])
+        if len(parts) > MAX_LISTED:
+            text += f"; +{len(parts) - MAX_LISTED} more"
+        if others:
+            text += f". {others} other .py file(s) are not imported by loaders by name"
+        out[display_root].append(REMOTE_CODE.finding(text))
+
+
+def _code_entries(root: TreeReader, files: dict[str, FileResult],
+                  out: dict[str, list[Finding]]
+                  ) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+    """(.py -> why a loader imports it, .py -> class it builds -> why), reporting missing
+    and escaping modules into ``out``."""
     entries: dict[str, str] = {}  # repository path of a .py -> why a loader imports it
     loaded: dict[str, dict[str, str]] = defaultdict(dict)  # .py -> class it builds -> why
     for rel, r in sorted(files.items()):
         if posixpath.basename(rel) not in LOADER_CONFIGS or r.format != "json":
             continue
-        data = _read(root / rel, MAX_CONFIG_BYTES)
+        data = root.read(rel, MAX_CONFIG_BYTES)
         doc: dict[str, Any] | None = parse_config(data)[0] if data is not None else None
         if doc is None:
             continue
@@ -261,10 +327,10 @@ def _remote_code(root: Path, files: dict[str, FileResult], prefix: str, display_
     # Follow relative imports the way transformers does (regex over the text).
     queue = list(entries)
     if queue:  # the Python analysis (remote_code, pyast) loads only when there is code
-        from mlwarden.scan.remote_code import load_time_findings, relative_imports
+        from mlwarden.scan.remote_code import relative_imports
     while queue and len(entries) < MAX_CODE_FILES:
         py = queue.pop(0)
-        data = _read(root / py, MAX_CONFIG_BYTES)
+        data = root.read(py, MAX_CONFIG_BYTES)
         if data is None or files[py].format != "python":
             continue
         d = posixpath.dirname(py)
@@ -280,35 +346,14 @@ def _remote_code(root: Path, files: dict[str, FileResult], prefix: str, display_
             elif target not in entries:
                 entries[target] = f"imported by {py}"
                 queue.append(target)
-
-    if loaded:
-        _load_time(root, files, dict(loaded), load_time_findings, out)
-
-    for rel, r in files.items():
-        if rel.endswith(".py") and r.format != "python" and (
-                rel in entries or r.verdict is Verdict.CLEAN):
-            out[r.path].append(CODE_NOT_ANALYSED.finding(
-                f"content identified as {r.format}, not Python text"))
-
-    if entries:
-        def verdict(r: FileResult) -> Verdict:  # with the load-time findings added above
-            return Verdict.worst([r.verdict, *(f.verdict for f in out.get(r.path, ()))])
-
-        parts = [f"{py} ({verdict(files[py]).value}; {why})" for py, why in entries.items()]
-        others = sum(1 for rel in files if rel.endswith(".py") and rel not in entries)
-        text = "loading this repository runs " + "; ".join(parts[:MAX_LISTED])
-        if len(parts) > MAX_LISTED:
-            text += f"; +{len(parts) - MAX_LISTED} more"
-        if others:
-            text += f". {others} other .py file(s) are not imported by loaders by name"
-        out[display_root].append(REMOTE_CODE.finding(text))
+    return entries, loaded
 
 
 LoadTimeAnalysis = Callable[[bytes, str, dict[str, str], tuple[Finding, ...]],
                             tuple[list[Finding], list[tuple[str, str, str]]]]
 
 
-def _load_time(root: Path, files: dict[str, FileResult], loaded: dict[str, dict[str, str]],
+def _load_time(root: TreeReader, files: dict[str, FileResult], loaded: dict[str, dict[str, str]],
                analyse: LoadTimeAnalysis, out: dict[str, list[Finding]]) -> None:
     """Code the classes named by configs run when a loader instantiates them (``__init__``,
     ``post_init`` ...), followed into bases imported from sibling modules; rated like
@@ -321,7 +366,7 @@ def _load_time(root: Path, files: dict[str, FileResult], loaded: dict[str, dict[
         if not classes or py not in files or files[py].format != "python":
             continue
         done.update((py, k) for k in classes)
-        data = _read(root / py, MAX_CONFIG_BYTES)
+        data = root.read(py, MAX_CONFIG_BYTES)
         if data is None:
             continue
         r = files[py]

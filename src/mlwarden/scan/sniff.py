@@ -6,6 +6,8 @@ import io
 import re
 import struct
 
+from mlwarden.scan.formats import inert_formats
+
 HEAD_BYTES = 8192
 
 # Format names used in reports and in the reader table.
@@ -31,6 +33,8 @@ IMAGE = "image"
 MSGPACK = "msgpack"
 TFLITE = "tflite"
 TEXT = "text"
+WORD2VEC = "word2vec"
+JOBLIB_ZFILE = "joblib-zfile"
 UNKNOWN = "unknown"
 
 _SIMPLE_MAGIC: list[tuple[int, bytes, str]] = [
@@ -81,16 +85,20 @@ def sniff(head: bytes, size: int) -> str:
             return fmt
     # A safetensors header length of 128..133 bytes starts with 0x80 0x00 like a PROTO
     # opcode; the engine still checks such files as pickles (looks_like_proto_pickle).
+    if head[:2] == b"ZF" and zfile_length(head) is not None:
+        return JOBLIB_ZFILE
     if _is_safetensors(head, size):
         return SAFETENSORS
     if looks_like_proto_pickle(head):
         return PICKLE
     if head[:3] == b"BZh" and head[3:4].isdigit():
         return BZ2
-    # '(' and 'X' can also open a zlib header; a pickle that parses to STOP wins.
-    if head[0] in _P0_START and _looks_like_old_pickle(head, size):
+    # '(' and 'X' can also open a zlib header; a pickle that parses to STOP wins. Text
+    # heads are left to the text reader: every text file is also read as a pickle from
+    # offset 0 (scan/shadow.py) and judged as one when that reading is a pickle.
+    if head[0] in _P0_START and not _is_text(head) and _looks_like_old_pickle(head, size):
         return PICKLE
-    if _is_zlib(head):
+    if _is_zlib(head) and _inflates(head):
         return ZLIB
     if head[:3] == b"\x5d\x00\x00":
         return LZMA
@@ -100,6 +108,13 @@ def sniff(head: bytes, size: int) -> str:
         return NATIVE
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return IMAGE
+    if inert_formats.hdf5_user_block(head):
+        return HDF5  # MATLAB 7.3 files: HDF5 after a 512-byte user block
+    inert = inert_formats.identify(head, size)
+    if inert is not None:
+        return inert[0]
+    if inert_formats.word2vec_header(head) is not None and not _is_text(head):
+        return WORD2VEC
     # Small protobufs (ONNX, SavedModel) can be valid UTF-8; their tag bytes (0x08, 0x12,
     # 0x1a ...) are control characters that text does not contain.
     if _is_text(head) and not (_BINARY_CONTROLS.search(head) and _is_protobuf(head)):
@@ -108,7 +123,23 @@ def sniff(head: bytes, size: int) -> str:
         return PROTOBUF
     if _is_msgpack(head, size):
         return MSGPACK
+    if b"\x00" not in head and not _BINARY_CONTROLS.search(head):
+        return TEXT  # text in a legacy 8-bit encoding (cp1252, cp852 ...)
     return UNKNOWN
+
+
+ZF_MAX_LEN = 19  # joblib's _MAX_LEN: len(hex(2**64))
+
+
+def zfile_length(head: bytes) -> int | None:
+    """The declared payload length when ``head`` starts an old joblib ``ZF`` file
+    (numpy_pickle_compat.read_zfile: ``int(header[2:21], 16)``)."""
+    if head[:2] != b"ZF" or len(head) < 2 + ZF_MAX_LEN:
+        return None
+    try:
+        return int(head[2:2 + ZF_MAX_LEN], 16)  # int() accepts the ljust padding
+    except ValueError:
+        return None
 
 
 def looks_like_proto_pickle(head: bytes) -> bool:
@@ -121,6 +152,18 @@ def _is_zlib(head: bytes) -> bool:
         return False
     cmf, flg = head[0], head[1]
     return cmf & 0x0F == 8 and cmf >> 4 <= 7 and (cmf * 256 + flg) % 31 == 0 and not flg & 0x20
+
+
+def _inflates(head: bytes) -> bool:
+    """A zlib header is two bytes that text ('(', 'X') and protobuf (0x08 + a varint)
+    also start with: a zlib stream only if its start really inflates."""
+    import zlib
+
+    try:
+        zlib.decompressobj().decompress(head[:4096], 1 << 16)
+    except zlib.error:
+        return False
+    return True
 
 
 def _is_pe(head: bytes) -> bool:
@@ -220,9 +263,10 @@ def _varint(buf: bytes, pos: int) -> tuple[int | None, int]:
 
 
 def _is_msgpack(head: bytes, size: int) -> bool:
-    """A msgpack map (Flax weights) whose first entries parse: one leading byte in the
-    map range is not enough, since random bytes start with one 1 time in 14."""
-    if not head or not (head[0] in (0xDE, 0xDF) or 0x80 <= head[0] <= 0x8F):
+    """A msgpack map (Flax weights) or array (wordfreq lists) whose first entries parse:
+    one leading byte in the container range is not enough, since random bytes start with
+    one 1 time in 8. The reader then walks the whole document."""
+    if not head or not (head[0] in (0xDC, 0xDD, 0xDE, 0xDF) or 0x80 <= head[0] <= 0x9F):
         return False
     budget = [64]
     try:
@@ -292,8 +336,9 @@ def _msgpack_skip(buf: bytes, pos: int, depth: int, budget: list[int]) -> int:
             if pos >= len(buf):
                 raise _Truncated
             key = buf[pos]
-            if not (0xA0 <= key <= 0xBF or key in (0xD9, 0xDA, 0xDB)):
-                raise ValueError("map key is not a string")
+            if not (0xA0 <= key <= 0xBF or key in (0xD9, 0xDA, 0xDB) or key <= 0x7F
+                    or key in (0xCC, 0xCD, 0xCE, 0xCF)):
+                raise ValueError("map key is not a string or an unsigned int")
             pos = _msgpack_skip(buf, pos, depth + 1, budget)
             pos = _msgpack_skip(buf, pos, depth + 1, budget)
         return pos

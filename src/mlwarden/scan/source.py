@@ -11,7 +11,7 @@ import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 # Members larger than this are spooled to a temporary file instead of memory.
 SPOOL_THRESHOLD = 32 * 1024 * 1024
@@ -19,6 +19,12 @@ SPOOL_THRESHOLD = 32 * 1024 * 1024
 
 class TooLarge(Exception):
     """A read asked for more bytes than the configured bound."""
+
+
+class RemoteBytes(Protocol):
+    """Bytes that live elsewhere (``scan/sources``): each open is a seekable stream."""
+
+    def open(self) -> BinaryIO: ...
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,7 @@ class Source:
     fs_path: Path | None = None
     data: bytes | None = None
     spool: Path | None = None  # temporary file owned by the engine
+    remote: RemoteBytes | None = None  # range reads of a remote file (scan/sources)
 
     @property
     def name(self) -> str:
@@ -44,6 +51,8 @@ class Source:
         """A seekable binary stream positioned at 0. The caller closes it."""
         if self.data is not None:
             return io.BytesIO(self.data)
+        if self.remote is not None:
+            return self.remote.open()
         path = self.fs_path or self.spool
         if path is None:
             raise ValueError("source has no bytes")

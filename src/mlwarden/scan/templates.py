@@ -649,3 +649,73 @@ def _method(obj: Folded, method: str, args: list[Folded]) -> Folded:
     if method in simple and not args:
         return simple[method](obj)
     return UNKNOWN
+
+
+# ----------------------------------------------------------------- templates anywhere
+
+# Jinja delimiters (the default ones: every renderer we know of uses them).
+_JINJA_MARK = re.compile(r"\{\{|\{%")
+_TAG_EXPR = re.compile(
+    r"^\s*(?:if|elif|do|(?:for\s+.+?\s+in)|(?:set\s+[\w, ]+=)|print)\s+(.*?)\s*(?:recursive\s*)?$",
+    re.S)
+_FRAGMENT = re.compile(r"\{\{-?(.*?)-?\}\}|\{%-?(.*?)-?%\}", re.S)
+MAX_FRAGMENTS = 2000
+MAX_VALUES = 100_000
+
+
+def has_jinja(text: str) -> bool:
+    return _JINJA_MARK.search(text) is not None
+
+
+def analyze_embedded(text: str, ctx: ScanContext, location: Location,
+                     budget: TemplateBudget) -> None:
+    """A Jinja template inside any text (a ``*.j2``, a config value, a README): only
+    internals (``template-python-internals``, malicious) are reported, since ordinary
+    templates of web and config tools use includes, attr() and gadgets legitimately.
+
+    The whole text is parsed as a template first; text that is not one as a whole (code,
+    prose with braces) is searched fragment by fragment: every ``{{ expression }}`` and the
+    expression of every ``{% if / for / set / do %}`` tag."""
+    if not has_jinja(text):
+        return
+    scratch = ScanContext(ctx.display_path, ctx.limits, ctx.depth)
+    analyze_template(text, scratch, location, budget)
+    if any(f.rule == TEMPLATE_SYNTAX.id for f in scratch.findings):
+        scratch = ScanContext(ctx.display_path, ctx.limits, ctx.depth)
+        for i, m in enumerate(_FRAGMENT.finditer(text)):
+            if i >= MAX_FRAGMENTS or budget.templates <= 0:
+                break
+            expr = m.group(1)
+            if expr is None:
+                tag = _TAG_EXPR.match(m.group(2))
+                if tag is None:
+                    continue
+                expr = tag.group(1)
+            line = text.count("\n", 0, m.start()) + 1
+            analyze_template("{{ " + expr + " }}", scratch, _at(location, line), budget)
+    ctx.findings.extend(f for f in scratch.findings if f.rule == TEMPLATE_INTERNALS.id)
+
+
+def analyze_values(value: object, ctx: ScanContext, location: Location,
+                   budget: TemplateBudget, skip: frozenset[str] = frozenset()) -> None:
+    """Every string inside a parsed JSON/YAML document (escapes already decoded), as an
+    embedded template; ``skip`` names top-level keys analysed elsewhere."""
+    stack: list[tuple[str, object]] = [("", value)]
+    seen = 0
+    while stack and seen < MAX_VALUES:
+        path, v = stack.pop()
+        seen += 1
+        if isinstance(v, str):
+            if has_jinja(v):
+                where = replace(location, detail=f"{location.detail or ''} value {path or '/'}"
+                                .strip())
+                analyze_embedded(v, ctx, where, budget)
+        elif isinstance(v, dict):
+            for k, item in v.items():
+                if not path and isinstance(k, str) and k in skip:
+                    continue
+                stack.append((f"{path}.{k}" if path else str(k), item))
+                if isinstance(k, str) and has_jinja(k):
+                    stack.append((f"{path}<key>", k))
+        elif isinstance(v, (list, tuple)):
+            stack.extend((f"{path}[{i}]", item) for i, item in enumerate(v))

@@ -52,6 +52,11 @@ CREATE TABLE IF NOT EXISTS audit (
 CREATE INDEX IF NOT EXISTS audit_repo_at ON audit (repo, at);
 CREATE INDEX IF NOT EXISTS audit_at ON audit (at);
 CREATE INDEX IF NOT EXISTS files_sha ON files (sha256);
+CREATE TABLE IF NOT EXISTS blob_leases (
+  sha256 TEXT NOT NULL, holder TEXT NOT NULL, expires_at {real} NOT NULL,
+  PRIMARY KEY (sha256, holder));
+CREATE TABLE IF NOT EXISTS blob_roots (
+  name TEXT PRIMARY KEY, tbl TEXT NOT NULL, col TEXT NOT NULL)
 """
 
 _DIALECTS = {
@@ -72,7 +77,13 @@ class Database(Protocol):
     url: str
 
     def read(self, sql: str, params: Params = ()) -> list[Row]: ...
-    def transaction(self) -> contextlib.AbstractContextManager[Tx]: ...
+
+    def transaction(self, lock: bool = True) -> contextlib.AbstractContextManager[Tx]:
+        """A write transaction. ``lock=True`` serialises it with every other locked write
+        of the store, on every host (what ref moves, commits and gc rely on); appends
+        that conflict with nothing (audit, caches) may pass ``lock=False``."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -132,8 +143,8 @@ class SqliteDatabase:
             raise StoreError(f"database error: {exc}") from exc
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[Tx]:
-        conn = self._conn()
+    def transaction(self, lock: bool = True) -> Iterator[Tx]:
+        conn = self._conn()  # SQLite has one writer: every write transaction locks
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
@@ -217,11 +228,12 @@ class PostgresDatabase:
             raise StoreError(f"database error: {exc}") from exc
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[Tx]:
+    def transaction(self, lock: bool = True) -> Iterator[Tx]:
         conn = self._conn()
         try:
             with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._LOCK_KEY,))
+                if lock:
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._LOCK_KEY,))
                 yield _PgTx(conn)
         except self._psycopg.Error as exc:
             raise StoreError(f"database error: {exc}") from exc

@@ -77,3 +77,45 @@ def copy_and_hash(src: BinaryIO, dst: BinaryIO | None, path: str) -> FileDigest:
     digest = sha256.hexdigest()
     oid = sha1.hexdigest() if sha1 is not None else git_blob_sha1(lfs_pointer(digest, size))
     return FileDigest(digest, size, lfs, oid)
+
+
+class GitTap:
+    """Sees a blob's bytes as the backend writes them and completes its FileDigest.
+
+    With the size known up front the git blob sha1 is computed in the same pass; without it
+    (a streamed upload), up to 10 MiB are kept to compute it at the end, because anything
+    larger is an LFS file whose oid needs only the sha256.
+    """
+
+    def __init__(self, path: str, size: int | None = None) -> None:
+        self.path = path
+        self.size = size
+        self.head = bytearray()
+        self.sha1 = (hashlib.sha1(b"blob %d\x00" % size, usedforsecurity=False)
+                     if size is not None and size <= LFS_MIN_SIZE else None)
+        self.buf: bytearray | None = bytearray() if size is None else None
+        self.total = 0
+
+    def __call__(self, block: bytes) -> None:
+        if len(self.head) < 8192:
+            self.head += block[:8192 - len(self.head)]
+        self.total += len(block)
+        if self.sha1 is not None:
+            self.sha1.update(block)
+        if self.buf is not None:
+            if len(self.buf) + len(block) <= LFS_MIN_SIZE:
+                self.buf += block
+            else:
+                self.buf = None  # larger than 10 MiB: LFS by size
+
+    def digest(self, sha256: str, size: int) -> FileDigest:
+        lfs = is_lfs(self.path, size, bytes(self.head))
+        if lfs:
+            oid = git_blob_sha1(lfs_pointer(sha256, size))
+        elif self.sha1 is not None and size == self.size:
+            oid = self.sha1.hexdigest()
+        elif self.buf is not None and len(self.buf) == size:
+            oid = git_blob_sha1(bytes(self.buf))
+        else:  # cannot happen for a consistent stream; refuse rather than guess
+            raise FileChanged(f"{self.path}: size changed while it was stored")
+        return FileDigest(sha256, size, lfs, oid)

@@ -1,26 +1,37 @@
-"""The model store: blobs on disk plus commits, refs, approvals, tokens and audit in a DB.
+"""The model store: blobs in a BlobBackend plus commits, refs, approvals, tokens and audit
+in a database.
 
 Visibility is decided here once for every consumer: a commit is served only after an
 explicit, logged approval, and approval is the only thing that moves a branch or a tag.
 Promotion is atomic: blobs land first (content-addressed, so a half-finished import
-leaves only unreferenced blobs), then one DB transaction makes the commit exist.
+leaves only unreferenced blobs), then one DB transaction makes the commit exist. Blobs
+being written are leased in the database until their commit exists, so ``store gc``
+never removes them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
+import shutil
 import stat
+import tempfile
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 
 from mlwarden.store import tokens as tok
-from mlwarden.store.blobs import BlobStore
-from mlwarden.store.db import Database, Tx, init_schema, open_database
+from mlwarden.store.blobs import BlobBackend, BlobReader, Digest, open_blobs, same_location
+from mlwarden.store.blobs.base import Readable
+from mlwarden.store.coordination import Coordinator, coordinator_for
+from mlwarden.store.db import Database, SqliteDatabase, Tx, init_schema, open_database
 from mlwarden.store.errors import (
     ConflictError,
     InvalidName,
@@ -28,7 +39,7 @@ from mlwarden.store.errors import (
     RevisionNotFound,
     StoreError,
 )
-from mlwarden.store.hashing import FileDigest
+from mlwarden.store.hashing import FileDigest, GitTap
 from mlwarden.store.model import ApprovalEvent, AuditEntry, Commit, FileEntry, Ref, RepoInfo
 from mlwarden.store.names import check_file_path, check_ref_name, check_repo_id, is_commit_id
 from mlwarden.util.actor import default_actor
@@ -38,6 +49,9 @@ from mlwarden.util.fs import file_lock
 SKIPPED_DIRS = {(".git",), (".cache", "huggingface")}
 _COMMIT_COLS = ("repo, id, parent, message, author, created_at, approved, branch, "
                 "requested_tags, scan_verdict")
+LEASE_SECONDS = 24 * 3600  # a crashed writer's leases lapse after this
+STAGE_PREFIX = "stage-"
+MARKER = "mlwarden-store"  # written at the root of every store directory
 
 
 @dataclass(frozen=True)
@@ -102,40 +116,177 @@ def commit_hash(tree: str, parent: str | None, author: str, created_at: float,
     return hashlib.sha1(body.encode(), usedforsecurity=False).hexdigest()
 
 
+class Ingest:
+    """A write session: puts blobs and leases each one until the session ends.
+
+    A lease (a ``blob_leases`` row) is taken after the bytes are verified and before they
+    become visible under their name, so ``store gc`` never removes a blob between its
+    upload and the commit that references it. ``Store.commit_files`` inside the session
+    makes the blobs referenced; leaving the session drops its leases (a crash leaves them
+    to expire after LEASE_SECONDS).
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.holder = uuid.uuid4().hex
+        self._held: set[str] = set()
+
+    def hold(self, shas: Iterable[str]) -> None:
+        """Lease blobs (present or about to be written) for this session."""
+        new = sorted(set(shas) - self._held)
+        if not new:
+            return
+        until = time.time() + LEASE_SECONDS
+        with self.store.db.transaction() as tx:
+            tx.executemany(
+                "INSERT INTO blob_leases (sha256, holder, expires_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (sha256, holder) DO UPDATE SET expires_at = excluded.expires_at",
+                [(sha, self.holder, until) for sha in new])
+        self._held.update(new)
+
+    def _on_verified(self, d: Digest) -> None:
+        self.hold([d.sha256])
+
+    def put_file(self, local: Path, rel: str, *, move: bool = False,
+                 known: FileDigest | None = None) -> FileDigest:
+        """Store one file of repository path ``rel``. ``move=True`` consumes a file the
+        store owns (staging, quarantine); ``known`` is the digest taken when it was
+        written there."""
+        blobs = self.store.blobs
+        try:
+            if known is not None:
+                got = blobs.put_file(local, move=move, known=Digest(known.sha256, known.size),
+                                     on_verified=self._on_verified)
+                return FileDigest(got.sha256, got.size, known.lfs, known.git_oid)
+            with open(local, "rb") as fh:
+                size = os.fstat(fh.fileno()).st_size
+                tap = GitTap(rel, size)
+                got = blobs.put_stream(fh, expected_size=size, tap=tap,
+                                       on_verified=self._on_verified)
+            if move:
+                os.unlink(local)
+        except OSError as exc:
+            raise StoreError(f"{local}: {exc.strerror or exc}") from exc
+        return tap.digest(got.sha256, got.size)
+
+    def put_stream(self, reader: Readable, rel: str, *, size: int | None = None,
+                   expected_sha256: str | None = None) -> FileDigest:
+        """Store a stream (an upload) as repository path ``rel``, hashed as it is written;
+        with ``size``/``expected_sha256`` a stream that does not match is refused."""
+        tap = GitTap(rel, size)
+        got = self.store.blobs.put_stream(reader, expected_sha256=expected_sha256,
+                                          expected_size=size, tap=tap,
+                                          on_verified=self._on_verified)
+        return tap.digest(got.sha256, got.size)
+
+    def release(self) -> None:
+        if self._held:
+            with self.store.db.transaction(lock=False) as tx:
+                tx.execute("DELETE FROM blob_leases WHERE holder = ?", (self.holder,))
+            self._held.clear()
+
+    def __enter__(self) -> Ingest:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        try:
+            self.release()
+        except StoreError:
+            if et is None:
+                raise  # leases lapse on their own; never mask the original error
+
+
+def is_store(path: Path) -> bool:
+    """A directory created by Store.open (or an older store with blobs/ or meta.db)."""
+    return (path / MARKER).is_file() or (path / "blobs").is_dir() or \
+        (path / "meta.db").is_file()
+
+
 class Store:
-    def __init__(self, root: Path, db: Database) -> None:
+    def __init__(self, root: Path, db: Database, blobs: BlobBackend,
+                 coordination: Coordinator | None = None) -> None:
         self.root = root
         self.db = db
-        self.blobs = BlobStore(root)
+        self.blobs = blobs
+        self.tmp = root / "tmp"  # local scratch: staging and quarantine, never served
+        self.coordination = coordination or coordinator_for(db, root)
 
     @classmethod
     def open(cls, root: str | os.PathLike[str], db_url: str | None = None,
-             create: bool = True) -> Store:
+             create: bool = True, blobs_url: str | None = None,
+             s3_endpoint: str | None = None) -> Store:
+        """Open (or create) the store at ``root``: metadata in ``db_url`` (SQLite
+        ``root/meta.db`` by default, or PostgreSQL), blobs where the database records
+        them, else in ``blobs_url`` (env MLWARDEN_BLOBS), else ``root/blobs``."""
         path = Path(root)
-        if not create and not (path / "blobs").is_dir():
+        url = db_url or os.environ.get("MLWARDEN_DB")
+        wanted = blobs_url or os.environ.get("MLWARDEN_BLOBS") or None
+        db = open_database(url, path)
+        if not create and not is_store(path) and (
+                isinstance(db, SqliteDatabase) or not _has_schema(db)):
+            db.close()
             raise StoreError(f"{path}: not an mlwarden store (run `mlwarden import` first)")
         try:
             path.mkdir(parents=True, exist_ok=True)
-            store = cls(path, open_database(db_url or os.environ.get("MLWARDEN_DB"), path))
-            store.blobs.ensure()
-            with file_lock(path / ".lock"):
-                init_schema(store.db)
+            (path / MARKER).touch(exist_ok=True)
+            if isinstance(db, SqliteDatabase):
+                with file_lock(path / ".lock"):
+                    init_schema(db)
+            else:  # serialised on the server (advisory lock in the transaction)
+                init_schema(db)
+            blobs = open_blobs(_blob_location(db, wanted, path), path / "blobs",
+                               s3_endpoint=s3_endpoint
+                               or os.environ.get("MLWARDEN_S3_ENDPOINT") or None)
+            ensure = getattr(blobs, "ensure", None)
+            if ensure is not None:
+                ensure()
         except OSError as exc:
+            db.close()
             raise StoreError(f"cannot open store {path}: {exc.strerror or exc}") from exc
-        return store
+        except BaseException:
+            db.close()
+            raise
+        return cls(path, db, blobs)
 
     def close(self) -> None:
         self.db.close()
+        self.blobs.close()
 
-    def lock(self) -> AbstractContextManager[None]:
-        """Store-wide lock for maintenance that must not overlap imports."""
-        return file_lock(self.root / ".lock")
+    def lock(self, name: str = "store", timeout: float | None = None
+             ) -> AbstractContextManager[None]:
+        """A named writer lock across processes and hosts (see store.coordination)."""
+        return self.coordination.lock(name, timeout)
 
     # ------------------------------------------------------------------ writing
 
-    def staging(self) -> AbstractContextManager[Path]:
-        """A private directory on the store's filesystem (quarantine for pull/import)."""
-        return self.blobs.staging()
+    @contextlib.contextmanager
+    def staging(self, prefix: str = STAGE_PREFIX) -> Iterator[Path]:
+        """A private local directory (on the blob filesystem when blobs are local files,
+        so promotion is a rename). Removed when the block ends; one left by a killed
+        process is removed by ``store gc``."""
+        try:
+            self.tmp.mkdir(parents=True, exist_ok=True)
+            path = Path(tempfile.mkdtemp(prefix=prefix, dir=self.tmp))
+            fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise StoreError(f"cannot create a staging directory in {self.tmp}: "
+                             f"{exc.strerror or exc}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield path
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                os.unlink(f"{path}.lock")
+            os.close(fd)
+
+    def ingest(self) -> Ingest:
+        """A write session (``with store.ingest() as ing: ing.put_file(...)``)."""
+        return Ingest(self)
+
+    def open_blob(self, sha256: str, start: int = 0, length: int | None = None) -> BlobReader:
+        return self.blobs.open_range(sha256, start, length)
 
     def commit_directory(
         self, directory: Path, repo: str, *, branch: str = "main", message: str = "",
@@ -158,28 +309,39 @@ class Store:
             raise InvalidName(f"commit id {commit_id!r} is not 40 lower-case hex digits")
         actor = author or default_actor()
         entries: list[FileEntry] = []
-        for rel, local in list_tree(directory):
-            try:
-                d = (self.blobs.ingest_move(local, rel) if move
-                     else self.blobs.ingest_copy(local, rel))
-            except OSError as exc:
-                raise StoreError(f"{local}: {exc.strerror or exc}") from exc
-            entries.append(FileEntry(rel, d.sha256, d.size, d.lfs, d.git_oid))
-        return self.commit_files(entries, repo, branch=branch, message=message, author=actor,
-                                 tags=tags, approve=approve, commit_id=commit_id,
-                                 created_at=created_at, scan_verdict=scan_verdict,
-                                 scan_summary=scan_summary)
+        with self.ingest() as session:
+            for rel, local in list_tree(directory):
+                d = session.put_file(local, rel, move=move)
+                entries.append(FileEntry(rel, d.sha256, d.size, d.lfs, d.git_oid))
+            return self.commit_files(entries, repo, branch=branch, message=message,
+                                     author=actor, tags=tags, approve=approve,
+                                     commit_id=commit_id, created_at=created_at,
+                                     scan_verdict=scan_verdict, scan_summary=scan_summary,
+                                     session=session)
 
     def commit_files(
         self, entries: Sequence[FileEntry], repo: str, *, branch: str, message: str,
         author: str, tags: Sequence[str] = (), approve: bool = False,
         commit_id: str | None = None, created_at: float | None = None,
         scan_verdict: str | None = None, scan_summary: dict[str, object] | None = None,
+        session: Ingest | None = None,
     ) -> Commit:
-        """Record a commit whose blobs are already stored (one transaction)."""
+        """Record a commit whose blobs are already stored (one transaction). The blobs
+        are leased first (in ``session`` if given), then checked, so a concurrent gc
+        cannot remove one between the check and the commit."""
+        if session is None:
+            with self.ingest() as own:
+                return self.commit_files(
+                    entries, repo, branch=branch, message=message, author=author, tags=tags,
+                    approve=approve, commit_id=commit_id, created_at=created_at,
+                    scan_verdict=scan_verdict, scan_summary=scan_summary, session=own)
+        session.hold(e.sha256 for e in entries)
+        present: set[str] = set()
         for e in entries:
-            if not self.blobs.has(e.sha256):
-                raise StoreError(f"{e.path}: blob {e.sha256} is not in the store")
+            if e.sha256 not in present:
+                if not self.blobs.exists(e.sha256):
+                    raise StoreError(f"{e.path}: blob {e.sha256} is not in the store")
+                present.add(e.sha256)
         now = time.time() if created_at is None else created_at
         with self.db.transaction() as tx:
             if not tx.execute("SELECT 1 FROM repos WHERE id = ?", (repo,)):
@@ -233,6 +395,7 @@ class Store:
         with self.db.transaction() as tx:
             cid = self._find_commit_tx(tx, repo, rev)
             tx.execute("UPDATE commits SET approved = 0 WHERE repo = ? AND id = ?", (repo, cid))
+            self.bump_access_epoch(tx)
             self._log_tx(tx, repo, cid, "revoke", None, None, who, note)
         self._mirror_to_log()
         return self.commit(repo, cid)
@@ -252,8 +415,22 @@ class Store:
             raise StoreError(f"recorded in the store, but the approval log could not be "
                              f"appended ({exc}); run `mlwarden log sync` once fixed") from exc
 
+    @staticmethod
+    def bump_access_epoch(tx: Tx) -> None:
+        """Call in any transaction that changes who may see what (approval, revocation,
+        gating, tokens): every serving replica drops its access caches when it sees the
+        new epoch (within the bound stated in docs/registry.md)."""
+        tx.execute("INSERT INTO meta (key, value) VALUES ('access_epoch', ?) "
+                   "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                   (uuid.uuid4().hex,))
+
+    def access_epoch(self) -> str:
+        rows = self.db.read("SELECT value FROM meta WHERE key = 'access_epoch'")
+        return str(rows[0][0]) if rows else ""
+
     def _approve_tx(self, tx: Tx, repo: str, cid: str, actor: str, tags: Sequence[str],
                     note: str) -> None:
+        self.bump_access_epoch(tx)
         row = tx.execute("SELECT branch, requested_tags FROM commits WHERE repo = ? AND id = ?",
                          (repo, cid))
         branch, requested = row[0][0], [t for t in row[0][1].split(",") if t]
@@ -346,6 +523,7 @@ class Store:
             if not tx.execute("SELECT 1 FROM repos WHERE id = ?", (repo,)):
                 raise RepoNotFound(f"no repository {repo} in the store")
             tx.execute("UPDATE repos SET gated = ? WHERE id = ?", (int(gated), repo))
+            self.bump_access_epoch(tx)
             head = tx.execute("SELECT id FROM commits WHERE repo = ? ORDER BY created_at DESC "
                               "LIMIT 1", (repo,))
             self._log_tx(tx, repo, head[0][0] if head else "-", "gate" if gated else "ungate",
@@ -407,9 +585,6 @@ class Store:
             params = (repo,)
         return [ApprovalEvent(*r) for r in self.db.read(sql + " ORDER BY id", params)]
 
-    def blob_path(self, sha256: str) -> Path:
-        return self.blobs.path(sha256)
-
     # ------------------------------------------------------------------ tokens
 
     def create_token(self, name: str, scopes: Sequence[str],
@@ -440,6 +615,8 @@ class Store:
                               "AND revoked_at IS NULL", (id_or_name, id_or_name))
             for (tid,) in rows:
                 tx.execute("UPDATE tokens SET revoked_at = ? WHERE id = ?", (time.time(), tid))
+            if rows:
+                self.bump_access_epoch(tx)
         return len(rows)
 
     def verify_token(self, text: str, now: float | None = None) -> tok.TokenInfo | None:
@@ -458,7 +635,7 @@ class Store:
     def append_audit(self, entries: Sequence[AuditEntry]) -> None:
         if not entries:
             return
-        with self.db.transaction() as tx:
+        with self.db.transaction(lock=False) as tx:  # appends conflict with nothing
             tx.executemany(
                 "INSERT INTO audit (at, actor, client, method, action, repo, revision, "
                 "commit_id, path, status, bytes, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
@@ -504,3 +681,31 @@ def _token(r: tuple[object, ...]) -> tok.TokenInfo:
                          float(r[3]),  # type: ignore[arg-type]
                          None if r[4] is None else float(r[4]),  # type: ignore[arg-type]
                          None if r[5] is None else float(r[5]))  # type: ignore[arg-type]
+
+
+def _has_schema(db: Database) -> bool:
+    try:
+        return bool(db.read("SELECT value FROM meta WHERE key = 'schema_version'"))
+    except StoreError:
+        return False
+
+
+def _blob_location(db: Database, wanted: str | None, root: Path) -> str | None:
+    """Where this store's blobs are: the database records any location other than the
+    default ``root/blobs``, so every host and replica finds the same bucket."""
+    rows = db.read("SELECT value FROM meta WHERE key = 'blobs_url'")
+    recorded = str(rows[0][0]) if rows else None
+    default = (root / "blobs").absolute().as_uri()
+    if wanted is None:
+        return recorded
+    wanted_url = wanted if "://" in wanted else Path(wanted).absolute().as_uri()
+    current = recorded or default
+    if same_location(wanted_url, current):
+        return wanted if recorded else None
+    if recorded is None and not db.read("SELECT 1 FROM files LIMIT 1"):
+        with db.transaction() as tx:  # a new store: remember where its blobs go
+            tx.execute("INSERT INTO meta (key, value) VALUES ('blobs_url', ?) "
+                       "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (wanted,))
+        return wanted
+    raise StoreError(f"this store's blobs are at {current.split('?', 1)[0]}, not "
+                     f"{wanted.split('?', 1)[0]}; `mlwarden store migrate --to URL` moves them")

@@ -40,6 +40,9 @@ def parse_pyproject(path: Path, root: Path) -> Parsed:
     _uv_sources(parsed, _table(uv, "sources"))
     internal = _table(tool, "mlwarden").get("internal-packages", [])
     parsed.internal.extend(Dep.canonical(n) for n in _strings(internal))
+    mlw_index = _table(tool, "mlwarden").get("index-url")
+    parsed.mlwarden_index.extend([mlw_index] if isinstance(mlw_index, str) else
+                                 _strings(mlw_index))
     return parsed
 
 

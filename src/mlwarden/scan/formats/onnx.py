@@ -93,11 +93,40 @@ class _State:
     opset_domains: dict[str, int] = field(default_factory=dict)
 
 
-def looks_like_onnx(top: list[Field]) -> bool:
+# First fields of the messages a ModelProto holds, with their wire types: a TensorProto or
+# SequenceProto (whose field numbers overlap ModelProto's) does not parse this way.
+_GRAPH_FIELDS = {1: LEN, 2: LEN, 5: LEN, 10: LEN, 11: LEN, 12: LEN, 13: LEN, 14: LEN,
+                 15: LEN, 16: LEN}
+_OPSET_FIELDS = {1: LEN, 2: VARINT}
+
+
+def looks_like_onnx(top: list[Field], blob: Blob | None = None) -> bool:
     numbers = {(f.number, f.wire) for f in top}
     allowed = {1, 2, 3, 4, 5, 6, 7, 8, 14, 20, 25}
-    return (7, LEN) in numbers and ((1, VARINT) in numbers or (8, LEN) in numbers) \
-        and all(f.number in allowed for f in top)
+    if not ((7, LEN) in numbers and ((1, VARINT) in numbers or (8, LEN) in numbers)
+            and all(f.number in allowed for f in top)):
+        return False
+    if blob is None:
+        return True
+    graph = next(f for f in top if f.number == 7 and f.wire == LEN)
+    opsets = [f for f in top if f.number == 8 and f.wire == LEN]
+    return _parses_as(blob, graph, _GRAPH_FIELDS) and all(
+        _parses_as(blob, f, _OPSET_FIELDS) for f in opsets[:4])
+
+
+def _parses_as(blob: Blob, f: Field, fields: dict[int, int], n: int = 8) -> bool:
+    """The first ``n`` fields inside ``f`` have the numbers and wire types of a message."""
+    from mlwarden.scan.formats.protowire import WireError
+
+    try:
+        for i, g in enumerate(blob.fields(f.offset, f.end)):
+            if fields.get(g.number) != g.wire:
+                return False
+            if i + 1 >= n:
+                break
+    except WireError:
+        return False
+    return True
 
 
 def analyze_onnx(blob: Blob, top: list[Field], ctx: ScanContext, model_dir: Path | None) -> None:

@@ -129,6 +129,12 @@ def scan_pickle(data: bytes | bytearray | memoryview, ctx: ScanContext, *,
 
 
 def _report_break(m: Machine, error: Break, report: _Reporter, detail: str) -> None:
+    if error.anomaly == "joblib":
+        # joblib skips bytes here that the analysis cannot size: what follows is unseen.
+        report.ctx.unscannable(f"joblib array at offset {m.op_pos}: {error}; joblib.load "
+                               "would skip bytes the analysis cannot size, so the rest of "
+                               "the stream was not analysed",
+                               Location(member=report.member, offset=m.op_pos, detail=detail))
     if error.anomaly == "memo":
         report(R.MEMO_ANOMALY, f"break@{m.op_pos}", f"{error} at offset {m.op_pos}",
                m.op_pos, detail)

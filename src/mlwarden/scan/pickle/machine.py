@@ -12,6 +12,7 @@ from __future__ import annotations
 import codecs
 from struct import Struct, unpack_from
 
+from mlwarden.scan.formats.numpy_dtype import DtypeInfo, pickled_dtype_info
 from mlwarden.scan.pickle import cnum
 from mlwarden.scan.pickle.values import (
     CALL,
@@ -409,11 +410,15 @@ class Machine:
             raise Break("joblib array wrapper with an unreadable shape", "joblib")
         for d in shape:
             count *= d
-        itemsize, is_object = _dtype_size(dtype)
+        info = _dtype_info(dtype)
         self.joblib_arrays += 1
-        if is_object:
+        if info.has_object is None:
+            raise Break("joblib array wrapper whose dtype may or may not hold objects",
+                        "joblib")
+        if info.has_object:
+            # read_array calls a plain pickle.load here: no array wrappers inside.
             sub = Machine(self.data, self._raw_start(), self.max_ops - self.ops,
-                          lossy=self.lossy, joblib=self.joblib, depth=self.depth + 1)
+                          lossy=self.lossy, joblib=False, depth=self.depth + 1)
             if self.depth > 32:
                 raise Break("joblib object arrays nested too deeply", "joblib")
             try:
@@ -427,8 +432,10 @@ class Machine:
                 self.ops += sub.ops
             self._raw_skip(sub.pos - self._raw_start())
             return
-        if itemsize is None:
-            raise Break("joblib array wrapper with an unknown dtype", "joblib")
+        itemsize = info.itemsize
+        if itemsize is None or itemsize <= 0:
+            raise Break("joblib array wrapper with a dtype whose item size is not known "
+                        "exactly", "joblib")
         size = count * itemsize
         if state.get("numpy_array_alignment_bytes") is not None:
             start = self._raw_start()
@@ -454,32 +461,19 @@ class Machine:
             self.pos += size
 
 
-def _dtype_size(dtype: object) -> tuple[int | None, bool]:
-    """(itemsize, has objects) of a pickled numpy dtype: numpy.dtype('f8', ...) + state."""
-    if not isinstance(dtype, Call) or not isinstance(dtype.args, tuple) or not dtype.args:
-        return None, False
-    code = dtype.args[0]
-    if not isinstance(code, str):
-        return None, False
-    letters = code.lstrip("<>=|")
-    if letters[:1] == "O":
-        return None, True
-    state = dtype.state
-    if isinstance(state, tuple) and len(state) >= 6:
-        fields = state[4]
-        if isinstance(fields, SymDict):  # structured dtype: any object field makes it pickled
-            for _name, spec in fields.items[:4096]:
-                sub = spec[0] if isinstance(spec, tuple) and spec else None
-                if _dtype_size(sub)[1]:
-                    return None, True
-        elif fields is not None:
-            return None, False
-        if isinstance(state[5], int) and not isinstance(state[5], bool) and state[5] > 0:
-            return state[5], False
-    digits = "".join(ch for ch in letters if ch.isdigit())
-    if digits:
-        return int(digits), False
-    return ({"?": 1, "b": 1, "B": 1}.get(letters[:1]), False)
+_DTYPE_CLASSES = frozenset({"numpy.dtype", "numpy.core.multiarray.dtype",
+                            "numpy._core.multiarray.dtype"})
+
+
+def _dtype_info(dtype: object) -> DtypeInfo:
+    """What ``wrapper.dtype.hasobject`` / ``.itemsize`` are for a pickled numpy dtype
+    (``numpy.dtype(typestr, align, copy)`` + BUILD state); unsure for anything else, since
+    joblib reads the attributes of whatever object it finds there."""
+    if not isinstance(dtype, Call) or not isinstance(dtype.func, Global) \
+            or dtype.func.full not in _DTYPE_CLASSES or not isinstance(dtype.args, tuple) \
+            or not dtype.args:
+        return DtypeInfo(None, None)
+    return pickled_dtype_info(dtype.args[0], dtype.state)
 
 
 COMPUTED = "<computed>"  # module and name of an import computed at load time

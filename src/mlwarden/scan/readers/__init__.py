@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from mlwarden.scan import sniff as f
+from mlwarden.scan.formats.inert_formats import INERT_FORMATS, WALKED
 
 if TYPE_CHECKING:
     from mlwarden.scan.context import ScanContext
@@ -44,7 +45,13 @@ _TABLE: dict[str, str] = {
     f.TFLITE: "mlwarden.scan.readers.inert:read_inert",
     f.TEXT: "mlwarden.scan.readers.text_file:read_text",
     f.UNKNOWN: "mlwarden.scan.readers.inert:read_unknown",
+    f.WORD2VEC: "mlwarden.scan.readers.inert:read_walked",
+    f.JOBLIB_ZFILE: "mlwarden.scan.readers.joblib_zfile:read_zfile",
 }
+for _fmt in INERT_FORMATS:
+    _TABLE.setdefault(_fmt, "mlwarden.scan.readers.inert:read_walked" if _fmt in WALKED
+                      else "mlwarden.scan.readers.inert:read_inert")
+_TABLE[f.MSGPACK] = "mlwarden.scan.readers.inert:read_walked"
 
 _cache: dict[str, Reader] = {}
 

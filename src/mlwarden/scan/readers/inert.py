@@ -38,4 +38,35 @@ def read_native(source: Source, ctx: ScanContext) -> None:
 
 
 def read_unknown(source: Source, ctx: ScanContext) -> None:
+    from mlwarden.scan.formats.inert_formats import try_headerless
+
+    with source.open() as fh:
+        found = try_headerless(fh, source.size)
+    if found is not None:
+        ctx.format, summary = found
+        ctx.report(NOT_ANALYSED, f"{summary}: inert data (the whole file follows the format)")
+        return
     ctx.report(UNKNOWN_FORMAT, "content matches no known format; not analysed")
+
+
+WALK_FAILED = rule(
+    "format-does-not-account",
+    Verdict.UNSCANNABLE,
+    Severity.LOW,
+    "The file starts like a known data format but does not follow it",
+    "The format's structure was walked over the whole file and did not account for every "
+    "byte (truncated, corrupt, or other content behind a familiar header).",
+)
+
+
+def read_walked(source: Source, ctx: ScanContext) -> None:
+    """Formats whose whole structure is walked (MATLAB v5, IDL, word2vec, msgpack ...)."""
+    from mlwarden.scan.formats.inert_formats import account
+
+    with source.open() as fh:
+        try:
+            summary = account(ctx.format, fh, source.size)
+        except ValueError as exc:
+            ctx.report(WALK_FAILED, f"{ctx.format}: {exc}")
+            return
+    ctx.report(NOT_ANALYSED, f"{summary}: inert data")

@@ -38,7 +38,7 @@ def read_protobuf(source: Source, ctx: ScanContext) -> None:
             ctx.limit(f"more than {MAX_FIELDS} protobuf fields; analysis stopped")
             return
         try:
-            kind = "onnx" if onnx.looks_like_onnx(top) else tf.classify(blob, top)
+            kind = "onnx" if onnx.looks_like_onnx(top, blob) else tf.classify(blob, top)
             if kind is None:
                 ctx.report(tf.DATA_PROTOBUF, "protobuf message of no model format: inert data")
                 return

@@ -90,7 +90,9 @@ def read_text(source: Source, ctx: ScanContext) -> None:
     if name.endswith(".py"):
         from mlwarden.scan.remote_code import analyze_python
 
-        analyze_python(source.read_all(ctx.limits.max_text_bytes), ctx)
+        data = source.read_all(ctx.limits.max_text_bytes)
+        analyze_python(data, ctx)
+        embedded_templates(data, ctx, name)
     elif name in LOADER_CONFIGS:
         analyze_config(name, source.read_all(ctx.limits.max_text_bytes), ctx)
     elif is_template_file(source.display_path):
@@ -99,6 +101,53 @@ def read_text(source: Source, ctx: ScanContext) -> None:
         _template(data.decode("utf-8", errors="replace"), ctx, Location(detail=name))
     else:
         ctx.report(NOT_ANALYSED, "text content: inert data, not parsed further")
+        if source.size <= ctx.limits.max_text_bytes:
+            embedded_templates(source.read_all(ctx.limits.max_text_bytes), ctx, name)
+
+
+# Documents parsed to find templates in their values (escapes decoded) stay below this.
+MAX_DOCUMENT = 16 << 20
+
+
+def embedded_templates(data: bytes, ctx: ScanContext, name: str) -> None:
+    """Content, not names: a Jinja template that reaches Python internals is malicious in
+    any text (``*.j2``, ``*.template``, a YAML or JSON value), not only in files that
+    loaders read as chat templates. JSON and YAML are parsed so that escaped values
+    (``"\\u005f\\u005fclass..."``) are seen decoded."""
+    try:
+        from mlwarden.scan.templates import TemplateBudget, analyze_embedded, analyze_values
+    except ImportError:
+        return
+    text = data.decode("utf-8", errors="replace")
+    budget = TemplateBudget()
+    where = Location(detail=name)
+    doc = _structured(text) if len(data) <= MAX_DOCUMENT else None
+    if doc is not None:
+        analyze_values(doc, ctx, where, budget)
+    else:
+        analyze_embedded(text, ctx, where, budget)
+
+
+def _structured(text: str) -> object | None:
+    """The JSON or YAML document ``text`` holds, when it is one with strings in it."""
+    import json
+
+    stripped = text.lstrip()
+    if stripped[:1] in ("{", "["):
+        try:
+            doc: object = json.loads(text)
+            return doc
+        except (ValueError, RecursionError):
+            pass
+    if "\\" not in text and "{{" not in text and "{%" not in text:
+        return None  # no escapes and no template: nothing YAML could hide
+    try:
+        import yaml
+
+        loaded: object = yaml.safe_load(text)
+        return loaded
+    except Exception:  # any YAML error: not a YAML document
+        return None
 
 
 def is_template_file(display_path: str) -> bool:
@@ -170,6 +219,12 @@ def analyze_config(name: str, data: bytes, ctx: ScanContext) -> None:
     budget: Any = None  # one token budget for all the templates of the file
     for label, text in chat_templates(doc):
         budget = _template(text, ctx, Location(detail=label), budget)
+    try:
+        from mlwarden.scan.templates import TemplateBudget, analyze_values
+    except ImportError:
+        return
+    analyze_values(doc, ctx, Location(detail=name), TemplateBudget(),
+                   skip=frozenset({"chat_template"}))
 
 
 def chat_templates(doc: dict[str, Any]) -> Iterator[tuple[str, str]]:

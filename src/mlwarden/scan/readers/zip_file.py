@@ -307,7 +307,8 @@ class _ZipScan:
             except TooLarge as exc:
                 self.ctx.limit(f"pickle {m.name!r}: {exc}", Location(member=m.name))
                 return
-            scan_pickle(data, self.ctx, member=m.name)
+            # torch.load's unpickler gives joblib's array wrappers no meaning.
+            scan_pickle(data, self.ctx, member=m.name, joblib=False)
         finally:
             release(exp.source)
 
