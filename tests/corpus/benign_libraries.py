@@ -187,6 +187,16 @@ def write_data(directory: Path) -> dict[str, Path]:
                                          LogisticRegression()).fit(x, y),
         "ufunc_list": [np.exp, np.log, np.maximum, np.isnan],
     }
+    try:
+        import pyarrow as pa
+    except ImportError:  # pandas' optional Arrow backend
+        pass
+    else:
+        objs["pyarrow"] = {"array": pa.array([1, None]), "strings": pa.array(["a", "b"]),
+                           "table": pa.table({"a": [1, 2]}), "schema": pa.schema(
+                               [("a", pa.int64()), ("t", pa.timestamp("s", tz="UTC"))]),
+                           "chunked": pa.chunked_array([[1], [2]]),
+                           "nested": pa.array([{"x": [1]}])}
     out: dict[str, Path] = {}
     for name, obj in objs.items():
         for proto in (2, 4, 5):

@@ -217,6 +217,15 @@ NAMES: dict[str, Safe] = {
         "PeriodArray", "SparseArray", "StringArray", "ArrowStringArray", "IntervalArray",
         "NumpyExtensionArray", "ArrowExtensionArray")},
     "dateutil.relativedelta.relativedelta": _s(RNC, "dateutil value type"),
+    # pyarrow (pandas' string and Arrow-backed columns): its pickle entry points rebuild
+    # arrays, tables and types from buffers and type aliases.
+    **{f"pyarrow.lib.{n}": _s(RNC, "pyarrow reconstruction") for n in (
+        "_restore_array", "_reconstruct_record_batch", "_reconstruct_table",
+        "chunked_array", "dictionary", "field", "list_", "large_list", "py_buffer", "scalar",
+        "schema", "struct", "timestamp", "type_for_alias", "map_", "decimal128",
+        "decimal256", "fixed_size_list", "duration", "time32", "time64", "date32",
+        "date64")},
+    "pyarrow.NA": _s(R, "pyarrow null scalar"), "pyarrow.lib.NA": _s(R, "pyarrow null"),
     # Keras models pickle themselves as their saved archive handed to a deserialiser: the
     # call is the load of an embedded model, whose bytes are scanned as their own entry.
     **{n: _s(C, "embedded model loader (its archive is scanned as its own entry)") for n in (
