@@ -4,7 +4,8 @@
     python tools/build_knowledge_tables.py            # writes the table
     python tools/build_knowledge_tables.py --check    # exit 1 when the checked-in table differs
 
-Output: src/mlwarden/scan/knowledge/data/libraries.json.gz. This tool imports the libraries
+Output: src/mlwarden/scan/knowledge/data/libraries.tsv.gz (sections of tab-separated lines,
+see knowledge/libraries.py). This tool imports the libraries
 (it is a developer tool; the scanner never imports them) and records, by identity:
 
 - ``classes``: every class defined in a library whose plain reconstruction is pure, judged
@@ -28,7 +29,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import importlib
-import json
 import pkgutil
 import re
 import sys
@@ -37,7 +37,7 @@ import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "src" / "mlwarden" / "scan" / "knowledge" / "data" / "libraries.json.gz"
+OUT = ROOT / "src" / "mlwarden" / "scan" / "knowledge" / "data" / "libraries.tsv.gz"
 sys.path.insert(0, str(ROOT / "src"))
 
 LIBRARIES = ("numpy", "scipy", "sklearn", "torch", "transformers", "tokenizers", "joblib",
@@ -215,15 +215,18 @@ def main(argv: list[str] | None = None) -> int:
 
     os.environ["MLWARDEN_SOURCE_PATH"] = ""
     os.environ["MLWARDEN_TABLES"] = "off"  # judge from sources, not from an older table
+    from mlwarden.scan.knowledge import libraries
+
     table = build()
-    blob = json.dumps(table, sort_keys=True, separators=(",", ":")).encode()
+    table["functions"] = set(table["functions"])
+    text = libraries.render(table)
     if args.check:
-        current = gzip.decompress(OUT.read_bytes()) if OUT.exists() else b""
-        same = json.loads(current) == table if current else False
+        current = gzip.decompress(OUT.read_bytes()).decode() if OUT.exists() else ""
+        same = libraries.parse(current) == libraries.parse(text)
         print("table is current" if same else "table differs from the libraries installed")
         return 0 if same else 1
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_bytes(gzip.compress(blob, compresslevel=9, mtime=0))
+    OUT.write_bytes(gzip.compress(text.encode(), compresslevel=9, mtime=0))
     print(f"wrote {OUT} ({OUT.stat().st_size} bytes): {len(table['classes'])} classes, "
           f"{len(table['functions'])} functions, {len(table['aliases'])} aliases, "
           f"{len(table['legacy'])} legacy entry points")
