@@ -216,3 +216,16 @@ def test_embedded_keras_archive_is_judged_as_what_it_contains(tmp_path: Path) ->
                       + b"\x85R.")
         report = scan_paths([str(p)], ScanOptions(workers=1, hash="never"))
         assert report.verdict.value == expected, [(f.path, f.findings) for f in report.files]
+
+
+def test_python2_protocol0_with_escaped_non_ascii(tmp_path: Path) -> None:
+    from mlwarden.scan.engine import ScanOptions, scan_paths
+
+    benign = (b"(dp0\nS'name'\np1\nS'caf\\xe9 na\\xefve'\np2\nsS'obj'\np3\n"
+              b"ccollections\nOrderedDict\np4\n((lp5\ntRp6\ns.")
+    evil = b"(dp0\nS'caf\\xe9'\np1\nS'x'\nsS'run'\ncos\nsystem\n(S'touch x'\ntRs."
+    for name, data, expected in (("b.pkl", benign, "clean"), ("e.pkl", evil, "malicious")):
+        (tmp_path / name).write_bytes(data)
+        report = scan_paths([str(tmp_path / name)], ScanOptions(workers=1, hash="never"))
+        assert report.files[0].format == "pickle"
+        assert report.verdict.value == expected
