@@ -92,6 +92,10 @@ CASES: dict[str, Callable[[], tuple[str, bytes]]] = {
         "m.pkl", b"\x80\x04" + _s("numpy.random._pickle") + _s("__randomstate_ctor")
         + b"\x93" + _s(MARKER) + _s("mailbox") + _s("mbox") + b"\x93\x86R0N."),
     "joblib-payload-in-array-bytes": _joblib_hidden_in_buffer,
+    # A FRAME longer than the data: the C unpickler raises, joblib's pure-Python unpickler
+    # runs what is there (campaign-final, input 10000202).
+    "truncated-frame-pure-python": lambda: ("m.pkl", b"\x80\x05\x95" + struct.pack(
+        "<Q", len(_MBOX) + 64) + _MBOX + b"0N."),
     # A FRAME that covers a number spelled the CPython way, then the payload.
     "framed-int-octal": lambda: ("m.pkl", b"\x80\x04\x95" + struct.pack("<Q", 6) + b"I010\n0"
                                  + _MBOX + b"0N."),

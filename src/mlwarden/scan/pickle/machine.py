@@ -1158,9 +1158,14 @@ def op_frame(m: Machine) -> None:
                         "unpickler raises; the C unpickler continues)")
         m.skip_after_frame = 0
     start = m.pos
-    if start + size > m.dlen:
-        raise Break("FRAME runs past the end of the data", "truncated")
-    m.fstart, m.fend = start, start + size
+    end = start + size
+    if end > m.dlen:
+        # The C unpickler raises; the pure-Python one (joblib) buffers what is there and
+        # runs it: the frame is the rest of the data.
+        m.note("frame-short", f"FRAME declares {size} bytes, {m.dlen - start} remain (the "
+                        "pure-Python unpickler reads them, the C one raises)")
+        end = m.dlen
+    m.fstart, m.fend = start, end
     m.lim = m.fend
 
 
