@@ -65,9 +65,6 @@ _PURE_DESPITE_KB = frozenset({
 
 # Whole modules a library body may call although pickles may not import them.
 _PURE_PREFIXES_DESPITE_KB = ("operator.", "_operator.", "functools.", "_functools.")
-# (kind, detail): "global" module.qualname | "method" class-key + name | "unknown" text
-Resolution = tuple[str, str]
-
 
 @dataclass(frozen=True)
 class Scope:

@@ -38,7 +38,9 @@ _EXTRA_ROOTS: list[str] = []
 
 def set_source_roots(roots: list[str]) -> None:
     """Directories searched for library sources before sys.path (scan policy)."""
+    global _JUDGE
     _EXTRA_ROOTS[:] = [os.path.abspath(r) for r in roots]
+    _JUDGE = None  # its memo of verdicts depends on which sources are found
     _find_file.cache_clear()
     _module.cache_clear()
     classify.cache_clear()
