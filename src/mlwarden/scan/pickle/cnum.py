@@ -65,6 +65,8 @@ def _strtol0(s: bytes) -> tuple[int, int, bool]:
 
 def load_int(line: bytes) -> int | bool | None:
     """INT: the value (False/True for a two-character 0/1, as CPython), or None."""
+    if line.isdigit() and (line[0] != 0x30 or len(line) == 1) and len(line) < 19:
+        return int(line)  # plain decimal: every reading agrees (the common case)
     if not line:
         return None
     s = _cstr(line + b"\n")
@@ -78,6 +80,9 @@ def load_int(line: bytes) -> int | bool | None:
 
 def load_long(line: bytes) -> int | None:
     """LONG: a trailing ``L`` is dropped (the C unpickler overwrites it with NUL)."""
+    digits = line[:-1] if line.endswith(b"L") else line
+    if digits.isdigit() and (digits[0] != 0x30 or len(digits) == 1) and len(digits) < 4000:
+        return int(digits)
     if not line:
         return None
     return _pylong(_cstr(line[:-1] if line.endswith(b"L") else line), 0)
@@ -85,12 +90,20 @@ def load_long(line: bytes) -> int | None:
 
 def load_index(line: bytes) -> int | None:
     """GET/PUT argument (base 10)."""
+    if line.isdigit() and len(line) < 19:
+        return int(line)
     if not line:
         return None
     return _pylong(_cstr(line), 10)
 
 
 def load_float(line: bytes) -> float | None:
+    # When the pure-Python unpickler accepts a line, the union accepts it with the same
+    # value the C unpickler would give where it accepts too (one double parser).
+    try:
+        return float(line)
+    except ValueError:
+        pass
     if not line:
         return None
     s = _cstr(line + b"\n")
@@ -100,7 +113,4 @@ def load_float(line: bytes) -> float | None:
         literal_inf = b"inf" in m.group().lower()
         if not (math.isinf(value) and not literal_inf):  # C raises OverflowError
             return value
-    try:  # the pure-Python unpickler
-        return float(line)
-    except ValueError:
-        return None
+    return None

@@ -26,10 +26,11 @@ def read_pickle_file(source: Source, ctx: ScanContext) -> None:
                            joblib=True)
         names |= rest.globals
         arrays += rest.joblib_arrays
-    ctx.format = _format(names, legacy, arrays)
+    ctx.format = file_format(names, legacy, arrays)
 
 
-def _format(names: set[str], legacy: bool, joblib_arrays: int) -> str:
+def file_format(names: set[str], legacy: bool, joblib_arrays: int) -> str:
+    """The format name of a pickle file from what its analysis imported."""
     if legacy:
         return "pytorch-legacy"
     if joblib_arrays or any(n.startswith("joblib.") for n in names):
