@@ -4,11 +4,19 @@
     python tools/fuzz_campaign.py --minutes 10
     python tools/fuzz_campaign.py --minutes 2 --only gguf,safetensors --workers 2
     python tools/fuzz_campaign.py --minimise /tmp/mlwarden-fuzz/run/failures/<id>/input
+    nice python tools/fuzz_campaign.py --differential --minutes 30 --workers 2
 
 Seeds are valid files written by the real libraries (tests/fuzz/seeds.py); mutants are
 stacked byte-level and length-field mutations, splices and container wrappings
 (tests/fuzz/mutate.py). Each mutant is written to disk and scanned with ``scan_paths`` in a
 worker process under a per-input time budget and memory bound (tests/fuzz/harness.py).
+
+With ``--differential`` the inputs are generated pickle-bearing files that carry a payload
+(tests/fuzz/picklegen.py); each is loaded by the real loaders in the sandboxed oracle
+(tests/soundness/oracle.py) and scanned, and a file some loader runs a payload from while
+the scanner says clean or suspicious is a failure (tests/fuzz/differential.py). The summary
+gives the files generated, how many ran a payload, the divergences and when the last new
+one was found.
 
 The supervisor (this process) restarts a worker that dies (segfault in a C parser) or stops
 answering (a hang in C code the interval timer cannot interrupt) and records the input that
@@ -40,6 +48,43 @@ NEST_RATE = 0.12
 
 
 # ----------------------------------------------------------------- worker
+
+
+def _diff_worker(args: argparse.Namespace) -> None:
+    """Differential mode: generated cases through the oracle and the scanner."""
+    from fuzz.differential import case_for, run_case
+    from soundness.oracle import Oracle
+
+    # No address-space bound here: the oracle server (a child) inherits it and preloads
+    # torch; each of its forked loads sets its own limits.
+    work = Path(args.work)
+    failures = Path(args.out) / "failures"
+    deadline = time.monotonic() + args.seconds
+    i = args.start
+    with Oracle(timeout=args.oracle_timeout, scratch=work / "oracle") as oracle:
+        while time.monotonic() < deadline:
+            case = case_for(i, args.rng)
+            meta = {"index": i, "seed": "picklegen", "mutation": case.name,
+                    "file": case.filename, "rng": args.rng}
+            (work / "current.json").write_text(json.dumps(meta))
+            case_dir = work / "current"
+            shutil.rmtree(case_dir, ignore_errors=True)
+            _write_case(case_dir, case.filename, case.data, {})
+            t0 = time.perf_counter()
+            out = run_case(case, i, oracle, work / "cases")
+            new = False
+            if out.diverged:
+                div = out.comparison.divergence
+                assert div is not None
+                new = _save_failure(failures, out.signature, case_dir, meta, div.describe(),
+                                    time.perf_counter() - t0, 0)
+            print(json.dumps({"i": i, "kind": "divergence" if out.diverged else None,
+                              "new": new, "executed": out.executed,
+                              "t": round(time.perf_counter() - t0, 3), "peak": 0}),
+                  flush=True)
+            i += 1
+    print(json.dumps({"done": i}), flush=True)
+
 
 
 def _worker(args: argparse.Namespace) -> None:
@@ -136,7 +181,7 @@ def _save_failure(failures: Path, sig: str, case: Path, meta: dict[str, object],
 def _supervise(args: argparse.Namespace) -> int:
     out = Path(args.out)
     seeds_dir = Path(args.seeds)
-    if not (seeds_dir / "index.json").exists():
+    if not args.differential and not (seeds_dir / "index.json").exists():
         print(f"building seeds in {seeds_dir} ...", flush=True)
         from fuzz.seeds import build_seeds, save_seeds
 
@@ -149,6 +194,7 @@ def _supervise(args: argparse.Namespace) -> int:
     for w in range(args.workers):
         procs.append(_Worker(args, w, start=args.start + w * stride))
     done = 0
+    finished: list[_Worker] = []
     while procs:
         for wk in list(procs):
             line = wk.poll(HARD_TIMEOUT if not args.hard_timeout else args.hard_timeout)
@@ -156,6 +202,7 @@ def _supervise(args: argparse.Namespace) -> int:
                 continue
             if line == "EXIT":
                 remaining = total_seconds - (time.monotonic() - started)
+                finished.append(wk)
                 if wk.finished or remaining <= 1:
                     done += wk.count
                     procs.remove(wk)
@@ -168,6 +215,18 @@ def _supervise(args: argparse.Namespace) -> int:
     elapsed = time.monotonic() - started
     failures = sorted((out / "failures").glob("*/meta.json"))
     print(f"\n{done} inputs in {elapsed / 60:.1f} min; {len(failures)} distinct failures")
+    if args.differential:
+        ran = sum(wk.executed for wk in finished)
+        divs = sum(wk.divergences for wk in finished)
+        new_times = sorted(t for wk in finished for t in wk.new_at)
+        last = f"{(elapsed - (new_times[-1] - started)) / 60:.1f} min before the end" \
+            if new_times else "none"
+        summary = {"files": done, "executed_payloads": ran, "divergences": divs,
+                   "distinct": len(failures), "minutes": round(elapsed / 60, 1),
+                   "last_new_divergence": last}
+        (out / "summary.json").write_text(json.dumps(summary, indent=1))
+        print(f"differential: {ran} of {done} files ran a payload under a real loader; "
+              f"{divs} divergences ({len(failures)} distinct); last new divergence: {last}")
     for m in failures:
         meta = json.loads(m.read_text())
         n = (m.parent / "count").read_text()
@@ -184,6 +243,8 @@ class _Worker:
         self.work.mkdir(parents=True, exist_ok=True)
         seconds = args.minutes * 60 if seconds is None else seconds
         cmd = [sys.executable, __file__, "--worker", "--start", str(start),
+               "--oracle-timeout", str(args.oracle_timeout),
+               *(["--differential"] if args.differential else []),
                "--seconds", str(seconds), "--work", str(self.work),
                "--seeds", args.seeds, "--out", args.out, "--rng", args.rng,
                "--budget", str(args.budget), "--memory", str(args.memory),
@@ -200,6 +261,9 @@ class _Worker:
         self.beat = time.monotonic()
         self.buf = ""
         self.hung = False
+        self.executed = 0
+        self.divergences = 0
+        self.new_at: list[float] = []
 
     def poll(self, hard_timeout: float) -> str | None:
         """A status line, "EXIT" when the worker is gone, or None (nothing new yet)."""
@@ -221,6 +285,13 @@ class _Worker:
                 self.finished = True
             else:
                 self.last, self.count = msg["i"], self.count + 1
+                self.executed += bool(msg.get("executed"))
+                if msg.get("kind") == "divergence":
+                    self.divergences += 1
+                    if msg.get("new"):
+                        self.new_at.append(time.monotonic())
+                        print(f"worker {self.number}: new divergence at input {msg['i']}",
+                              flush=True)
                 if self.count % 500 == 0:
                     print(f"worker {self.number}: {self.count} inputs", flush=True)
         if self.proc.poll() is not None:
@@ -319,6 +390,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hard-timeout", type=float, default=0.0)
     ap.add_argument("--address-space-gib", type=float, default=2.0)
     ap.add_argument("--no-tracemalloc", action="store_true")
+    ap.add_argument("--differential", action="store_true",
+                    help="generated payload files: real loaders (oracle) vs the scanner")
+    ap.add_argument("--oracle-timeout", type=float, default=10.0,
+                    help="seconds per real-loader run (differential mode)")
     ap.add_argument("--replay", type=Path)
     ap.add_argument("--minimise", type=Path)
     ap.add_argument("--seconds", type=float, default=120.0, help=argparse.SUPPRESS)
@@ -327,8 +402,13 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     if args.worker:
-        _worker(args)
+        if args.differential:
+            _diff_worker(args)
+        else:
+            _worker(args)
         return 0
+    if args.differential and not args.hard_timeout:
+        args.hard_timeout = 7 * args.oracle_timeout + 60  # six loaders and the scan
     if args.replay:
         return _replay(args.replay, args)
     if args.minimise:

@@ -85,7 +85,7 @@ DENYLIST_GAPS: list[tuple[str, str, str]] = [
     ("torch.utils._config_module", "ConfigModule.load_config", "bytes"),
     ("asyncio.unix_events", "_UnixSubprocessTransport._start", "shell"),
     ("operator", "attrgetter", "name"), ("operator", "itemgetter", "name"),
-    ("operator", "methodcaller", "name"), ("functools", "partial", "none"),
+    ("operator", "methodcaller", "name"),
 ]
 
 
@@ -137,6 +137,10 @@ def malicious_samples(marker: str) -> dict[str, bytes]:
     s["operator-on-sys-modules"] = (
         b"\x80\x04" + _s4("operator") + _s4("itemgetter") + b"\x93" + _s4("os") + b"\x85R"
         + _s4("sys") + _s4("modules") + b"\x93\x85R.")
+    # A partial only wraps its target; calling it calls the target (here not a listed one).
+    s["functools-partial-called"] = (
+        b"\x80\x04" + _s4("functools") + _s4("partial") + b"\x93" + _s4("codecs")
+        + _s4("open") + b"\x93" + _s4(m) + _s4("w") + b"\x87R)R.")
     s["functools-partial-os-system"] = (
         b"\x80\x04" + _s4("functools") + _s4("partial") + b"\x93" + _s4("os") + _s4("system")
         + b"\x93" + _s4(_shell(m)) + b"\x86R)R.")

@@ -70,6 +70,8 @@ def test_sarif_structure(project: Path, tmp_path: Path) -> None:
 
 def test_table_and_clean_exit(project: Path) -> None:
     code, out = run(str(project / "good.py"))
+    assert code == 0 and "1 files: 1 clean" in out and "good.py" not in out
+    code, out = run(str(project / "good.py"), "--verbose")
     assert code == 0 and "good.py" in out
     code, out = run(str(project / "bad.py"))
     assert code == 1 and "lint-trust-remote-code" in out

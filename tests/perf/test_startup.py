@@ -74,7 +74,7 @@ def _loaded(modules: set[str], name: str) -> bool:
 
 def test_piped_scan_of_a_checkpoint_imports_only_what_it_needs(tmp_path: Path,
                                                                sharded: Path) -> None:
-    code, out, modules = _cli(tmp_path, ["scan", str(sharded)])
+    code, out, modules = _cli(tmp_path, ["scan", "--verbose", str(sharded)])
     assert code == 0
     assert out.count("pytorch-zip") == 3 and "4 files: 4 clean" in out
     assert "┏━━" in out and "\x1b[" not in out

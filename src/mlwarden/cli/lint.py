@@ -54,8 +54,10 @@ def _render(report: Report, fmt: str) -> str:
               help="Skip these rules (comma-separated ids or id prefixes).")
 @click.option("--fail-on", type=click.Choice(SEVERITIES), default="low", show_default=True,
               help="Least severe finding that makes the exit status 1.")
+@click.option("--verbose", "-v", is_flag=True,
+              help="List every file in the table, clean ones too.")
 def lint(paths: tuple[str, ...], fmt: str, output: str | None, select: tuple[str, ...],
-         ignore: tuple[str, ...], fail_on: str) -> None:
+         ignore: tuple[str, ...], fail_on: str, verbose: bool) -> None:
     """Lint Python files and notebooks for risky ML loading code.
 
     Checks trust_remote_code, torch.load without weights_only=True, unpinned Hub
@@ -79,7 +81,7 @@ def lint(paths: tuple[str, ...], fmt: str, output: str | None, select: tuple[str
         if fmt == "table":
             from mlwarden.report.render import render_table
 
-            render_table(report, sys.stdout)
+            render_table(report, sys.stdout, verbose=verbose)
         else:
             sys.stdout.write(_render(report, fmt))
     else:

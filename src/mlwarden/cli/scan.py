@@ -54,9 +54,18 @@ def _progress_bar(enabled: bool):  # type: ignore[no-untyped-def]
               help="Always / never compute sha256 (default: local files up to 64 MiB; "
                    "remote files report the sha256 their endpoint publishes, and --hash "
                    "reads them whole).")
-@click.option("--verbose", "-v", is_flag=True, help="Show informational findings too.")
+@click.option("--verbose", "-v", is_flag=True,
+              help="List every file (clean ones too) and informational findings.")
+@click.option("--allow-class", "allow_class", multiple=True, metavar="MODULE.CLASS",
+              help="Admit this class, by exact name, as plain reconstruction in pickles "
+                   "(repeatable; never admits calls). Also MLWARDEN_ALLOW_CLASSES.")
+@click.option("--source-path", "source_path", multiple=True,
+              type=click.Path(exists=True, file_okay=False),
+              help="Also read library sources from this directory when judging classes "
+                   "of pickles (repeatable). Also MLWARDEN_SOURCE_PATH.")
 def scan(paths: tuple[str, ...], fmt: str, output: str | None, workers: int, fail_on: str,
-         hash_: bool | None, verbose: bool) -> None:
+         hash_: bool | None, verbose: bool, allow_class: tuple[str, ...],
+         source_path: tuple[str, ...]) -> None:
     """Scan model files and directories statically; nothing is executed or unpickled.
 
     PATHS may also be remote: hf://ORG/NAME[@REV][/PATH] (the Hub, a mirror or mlwarden
@@ -66,7 +75,8 @@ def scan(paths: tuple[str, ...], fmt: str, output: str | None, workers: int, fai
     from mlwarden.scan.engine import InputError, ScanOptions, scan_paths
 
     options = ScanOptions(workers=workers,
-                          hash={None: "auto", True: "always", False: "never"}[hash_])
+                          hash={None: "auto", True: "always", False: "never"}[hash_],
+                          allow_classes=frozenset(allow_class), source_paths=source_path)
     show_progress = fmt == "table" and output is None and sys.stderr.isatty()
     progress, update = _progress_bar(show_progress)
     try:

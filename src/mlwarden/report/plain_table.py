@@ -181,10 +181,11 @@ def _lines_width(cell: str) -> tuple[int, bool] | None:
 
 def draw(report: Report, verbose: bool = False) -> str | None:
     """render_table's output for a console without colour, or None to let rich draw it."""
-    from mlwarden.report.render import _VERDICT_STYLE
+    from mlwarden.report.render import _VERDICT_STYLE, shown_files, summary_text
 
+    files = shown_files(report, verbose)
     rows: list[tuple[str, ...]] = []
-    for fr in report.files:
+    for fr in files:
         shown = [f for f in fr.findings if verbose or f.verdict is not Verdict.CLEAN]
         # The findings cell is rendered as one piece of markup, as rich renders it.
         lines: list[str] = []
@@ -206,7 +207,7 @@ def draw(report: Report, verbose: bool = False) -> str | None:
         rows.append((fr.verdict.value, fr.path, fr.format, findings))
 
     widths = [len(h) for h in HEADERS]
-    widths[1] = max(widths[1], min(max((len(f.path) for f in report.files), default=4),
+    widths[1] = max(widths[1], min(max((len(f.path) for f in files), default=4),
                                    PATH_MIN_WIDTH_CAP))
     multiline: list[bool] = []
     for row in rows:
@@ -230,9 +231,11 @@ def draw(report: Report, verbose: bool = False) -> str | None:
     if (title_width is None or not _inert(title) or title != title.strip()
             or title_width > table_width):
         return None
-    summary = _summary(report)
+    summary = summary_text(report, verbose)
     if cell_width(summary) is None or len(summary) > PIPE_WIDTH:
         return None
+    if not rows:
+        return summary + "\n"
 
     def rule(left: str, fill: str, mid: str, right: str) -> str:
         return left + mid.join(fill * (w + 2) for w in widths) + right
@@ -259,11 +262,3 @@ def draw(report: Report, verbose: bool = False) -> str | None:
     out.append(summary)
     out.append("")
     return "\n".join(out)
-
-
-def _summary(report: Report) -> str:
-    """render_table's closing line without its colour markup."""
-    counts = report.counts()
-    parts = [f"{counts[v.value]} {v.value}" for v in Verdict]
-    return (f"{len(report.files)} files: " + ", ".join(parts)
-            + f"  —  verdict {report.verdict.value} in {report.elapsed_seconds:.2f}s")

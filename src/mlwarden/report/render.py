@@ -153,7 +153,27 @@ def make_console(out: IO[str] | None = None, **kwargs: Any) -> Console:
     return _Console(file=out, **kwargs)
 
 
+def shown_files(report: Report, verbose: bool) -> list[FileResult]:
+    """The rows of the table: files that are not clean, or every file with ``verbose``
+    (a scan of a thousand clean files is a summary line, not a thousand rows)."""
+    if verbose:
+        return list(report.files)
+    return [fr for fr in report.files if fr.verdict is not Verdict.CLEAN]
+
+
+def summary_text(report: Report, verbose: bool) -> str:
+    """The closing line without markup (the plain table and rich draw the same text)."""
+    counts = report.counts()
+    parts = [f"{counts[v.value]} {v.value}" for v in Verdict]
+    hidden = len(report.files) - len(shown_files(report, verbose))
+    note = f" ({hidden} clean not listed; --verbose lists every file)" if hidden else ""
+    return (f"{len(report.files)} files: " + ", ".join(parts)
+            + f"  —  verdict {report.verdict.value} in {report.elapsed_seconds:.2f}s{note}")
+
+
 def render_table(report: Report, out: IO[str], verbose: bool = False) -> None:
+    """Files that are not clean, then the summary; every file and informational finding
+    with ``verbose``."""
     from mlwarden.report import plain_table
 
     if plain_table.colour_free(out):
@@ -169,15 +189,16 @@ def render_table(report: Report, out: IO[str], verbose: bool = False) -> None:
     # Piped output keeps whole paths on one line.
     width = None if getattr(out, "isatty", lambda: False)() else 200
     console = make_console(out, soft_wrap=False, width=width)
+    files = shown_files(report, verbose)
     table = Table(title=f"mlwarden {report.command}", show_lines=False, expand=False)
     table.add_column("verdict", no_wrap=True)
     # Paths stay whole (people copy them); the findings column absorbs the squeeze.
     table.add_column("path", no_wrap=True, overflow="fold", min_width=min(
-        max((len(f.path) for f in report.files), default=4), 120))
+        max((len(f.path) for f in files), default=4), 120))
     table.add_column("format", no_wrap=True)
     table.add_column("findings", overflow="fold", ratio=1)
     rows = []
-    for fr in report.files:
+    for fr in files:
         shown = [f for f in fr.findings if verbose or f.verdict is not Verdict.CLEAN]
         rows.append((
             f"[{_VERDICT_STYLE[fr.verdict]}]{fr.verdict.value}[/]",
@@ -188,15 +209,18 @@ def render_table(report: Report, out: IO[str], verbose: bool = False) -> None:
         ))
     from mlwarden.report.table_rows import print_table
 
-    print_table(table, console, rows)  # = add_row per row + print, without rich's per-row cost
+    if rows:
+        print_table(table, console, rows)  # = add_row per row + print, without per-row cost
     s = report.summary()
     counts = s["verdicts"]
     assert isinstance(counts, dict)
     parts = [f"[{_VERDICT_STYLE[v]}]{counts[v.value]} {v.value}[/]" for v in Verdict]
+    hidden = len(report.files) - len(files)
+    note = f" ({hidden} clean not listed; --verbose lists every file)" if hidden else ""
     console.print(
         f"{s['files']} files: " + ", ".join(parts)
         + f"  —  verdict [{_VERDICT_STYLE[report.verdict]}]{report.verdict.value}[/]"
-        + f" in {report.elapsed_seconds:.2f}s"
+        + f" in {report.elapsed_seconds:.2f}s{note}"
     )
 
 

@@ -77,6 +77,9 @@ class ScanOptions:
     limits: Limits = field(default_factory=Limits)
     workers: int = 0  # 0 = automatic: processes only when there are many files
     hash: str = "auto"  # auto | always | never
+    # Pickle knowledge policy: classes admitted by exact name, extra library source roots.
+    allow_classes: frozenset[str] = frozenset()
+    source_paths: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -301,6 +304,11 @@ def scan_paths(
     gets a verdict."""
     options = options or ScanOptions()
     started = time.perf_counter()
+    if options.allow_classes or options.source_paths:
+        from mlwarden.scan.knowledge import policy
+
+        policy.configure(policy.KnowledgePolicy(options.allow_classes,
+                                                options.source_paths))
     if any(p.startswith(REMOTE_SCHEMES) for p in paths):
         # Imported only for remote arguments: local scans never load the remote stack.
         from mlwarden.scan.sources.scanning import scan_mixed

@@ -23,11 +23,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from mlwarden.report.model import Finding, Severity, Verdict
 from mlwarden.report.rules import rule
 from mlwarden.scan.context import ScanContext
 from mlwarden.scan.source import Source
+
+if TYPE_CHECKING:
+    from mlwarden.scan.pickle.api import PickleScanResult
 
 PROBE = 64 << 10
 PREFIX = 64 << 20
@@ -109,7 +113,10 @@ def analyse(source: Source, ctx: ScanContext, head: bytes) -> None:
             unbounded = True
     if ctx.format in _INERT_READINGS and (result.count or unbounded) \
             and all(_IDENTIFIERS.fullmatch(g) for g in result.globals):
-        _judge_as_pickle(source, ctx)
+        if whole and not unbounded and _same_as_reader(result):
+            _adopt(shadow, result, ctx)  # the pickle reader would repeat this analysis
+        else:
+            _judge_as_pickle(source, ctx)
         return
     if unbounded or any(f.rule == "limit-exceeded" and not _is_truncation(f)
                         for f in shadow.findings):
@@ -128,6 +135,24 @@ def analyse(source: Source, ctx: ScanContext, head: bytes) -> None:
     else:
         ctx.report(PICKLE_READING, f"read as a pickle from offset 0 it references {names} "
                    "and breaks without calling anything")
+
+
+def _same_as_reader(result: PickleScanResult) -> bool:
+    """The reading already is what read_pickle_file does: the whole file, fewer pickles
+    than the reading's bound, no joblib buffers, not a legacy torch file."""
+    from mlwarden.scan.readers.pickle_file import TORCH_MAGIC
+
+    return result.count < 5 and not result.joblib_arrays and result.first_value != TORCH_MAGIC
+
+
+def _adopt(shadow: ScanContext, result: PickleScanResult, ctx: ScanContext) -> None:
+    from mlwarden.scan.readers.pickle_file import file_format
+
+    ctx.format = file_format(set(result.globals), False, 0)
+    ctx.findings[:] = [f for f in ctx.findings if f.rule not in ("not-analysed",
+                                                                 "unknown-format")]
+    ctx.findings.extend(shadow.findings)
+    ctx.members.extend(shadow.members)
 
 
 def _judge_as_pickle(source: Source, ctx: ScanContext) -> None:

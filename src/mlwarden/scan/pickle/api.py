@@ -12,13 +12,15 @@ from dataclasses import dataclass, field
 from mlwarden.report.model import Location
 from mlwarden.report.rules import Rule
 from mlwarden.scan.context import ScanContext
-from mlwarden.scan.knowledge import lookup
+from mlwarden.scan.knowledge import exists, lookup
 from mlwarden.scan.pickle import rules as R
-from mlwarden.scan.pickle.machine import Break, Budget, Machine
+from mlwarden.scan.pickle.machine import COMPUTED, Break, Budget, Machine
+from mlwarden.scan.pickle.sweep import imports_in
 from mlwarden.scan.pickle.values import CALL, NEW, describe
 
 _MAX_VIEWS = 8  # extra interpretations per pickle after a frame-boundary violation
 _MAX_NESTED_DEPTH = 4
+_SWEEP_BYTES = 64 << 20  # bytes after a break searched for imports
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,7 @@ class PickleScanResult:
     globals: frozenset[str] = field(default_factory=frozenset)  # every name imported
     broken: bool = False  # the last pickle broke before STOP
     joblib_arrays: int = 0  # raw joblib array buffers skipped
+    truncated: bool = False  # it broke because the data ran out
 
 
 class _Reporter:
@@ -55,18 +58,22 @@ _SCALARS = (str, bytes, int, float, bool, type(None))
 def scan_pickle(data: bytes | bytearray | memoryview, ctx: ScanContext, *,
                 member: str | None = None, start: int = 0, stacked: bool = True,
                 max_pickles: int | None = None, first_index: int = 1,
-                joblib: bool = True, _depth: int = 0) -> PickleScanResult:
+                joblib: bool = False, _depth: int = 0) -> PickleScanResult:
     """Analyse the pickle stream(s) starting at ``start``, reporting into ``ctx``.
 
     With ``stacked`` the analysis continues after each STOP while the following bytes
     parse as a pickle (legacy PyTorch files hold five). ``max_pickles`` bounds how many.
+    ``joblib``: the file is one joblib.load reads (top level): raw array buffers after a
+    NumpyArrayWrapper are skipped as joblib skips them, and the same stream is analysed as
+    plain pickle.load reads it (the buffer as opcodes) too.
     """
-    buf = bytes(data)
+    buf = data if isinstance(data, bytes) else bytes(data)
     report = _Reporter(ctx, member)
     pos, count, end = start, 0, None
     first_value: object = None
     names: set[str] = set()
     broken = False
+    truncated = False
     arrays = 0
     index = first_index
     while pos < len(buf):
@@ -92,15 +99,20 @@ def scan_pickle(data: bytes | bytearray | memoryview, ctx: ScanContext, *,
             report(R.TRAILING_DATA, "trailing", f"{len(buf) - pos} bytes after the last "
                    "pickle do not parse as a pickle; pickle.load never reads them", pos,
                    detail)
+            _sweep(buf, pos, ctx, report, detail, names)
             break
         names.update(g.full for g in m.globals)
         _classify(m, report, detail, "")
         if m.straddles:
             _frame_views(buf, m, ctx, report, detail, names)
+        if m.joblib_arrays:
+            _plain_view(buf, pos, ctx, report, detail, names)
         _nested(m, ctx, member, report, detail, _depth)
         if error is not None:
             _report_break(m, error, report, detail)
+            _sweep(buf, m.op_pos, ctx, report, detail, names)
             broken = True
+            truncated = error.anomaly == "truncated"
             break
         count += 1
         end = m.pos
@@ -112,7 +124,8 @@ def scan_pickle(data: bytes | bytearray | memoryview, ctx: ScanContext, *,
         index += 1
         if not stacked or (max_pickles is not None and count >= max_pickles):
             break
-    return PickleScanResult(end, count, first_value, frozenset(names), broken, arrays)
+    return PickleScanResult(end, count, first_value, frozenset(names), broken, arrays,
+                            truncated)
 
 
 def _report_break(m: Machine, error: Break, report: _Reporter, detail: str) -> None:
@@ -131,6 +144,41 @@ def _report_break(m: Machine, error: Break, report: _Reporter, detail: str) -> N
            detail)
 
 
+def _sweep(buf: bytes, at: int, ctx: ScanContext, report: _Reporter, detail: str,
+           names: set[str]) -> None:
+    """Imports in the bytes after a break: dangerous ones are malicious (see sweep.py)."""
+    if at + 1 >= len(buf):
+        return
+    if len(buf) - at > _SWEEP_BYTES:
+        ctx.limit(f"{len(buf) - at} bytes after the break at offset {at}: only the first "
+                  f"{_SWEEP_BYTES >> 20} MiB were searched for imports",
+                  Location(member=report.member, offset=at, detail=detail))
+    for module, name, off in imports_in(buf, at + 1, _SWEEP_BYTES):
+        k = lookup(module, name)
+        names.add(k.name)
+        if k.danger is not None:
+            report(R.IMPORT_AFTER_BREAK, f"after-break:{k.name}",
+                   f"{k.name} is imported at offset {off}, after the stream breaks at "
+                   f"offset {at}: {k.danger.reason} [{k.danger.category}; {k.danger.ref}]",
+                   off, detail)
+        elif not k.allows(1):
+            report(R.UNKNOWN_GLOBAL, f"after-break:{k.name}",
+                   f"{k.name} is imported at offset {off}, after the stream breaks at "
+                   f"offset {at}", off, detail)
+
+
+def _plain_view(buf: bytes, start: int, ctx: ScanContext, report: _Reporter, detail: str,
+                names: set[str]) -> None:
+    """A joblib file read by pickle.load/torch.load/numpy.load: no buffer is skipped, the
+    array bytes are opcodes. What runs before that view breaks is analysed; its break is
+    not a finding (those loaders raising there is expected)."""
+    v = Machine(buf, start, ctx.limits.max_pickle_ops, joblib=False)
+    with contextlib.suppress(Break, Budget, RecursionError):
+        v.run()
+    names.update(g.full for g in v.globals)
+    _classify(v, report, detail, "plain pickle.load view of a joblib file", plain_view=True)
+
+
 def _uses_text(uses: int) -> str:
     if uses & CALL:
         return "called"
@@ -139,18 +187,21 @@ def _uses_text(uses: int) -> str:
     return "referenced"
 
 
-def _classify(m: Machine, report: _Reporter, detail: str, view: str) -> None:
+def _classify(m: Machine, report: _Reporter, detail: str, view: str,
+              plain_view: bool = False) -> None:
     """Findings for the globals, calls and anomalies one machine run saw."""
     suffix = f", {view}" if view else ""
     where = detail + suffix
     for g in m.globals:
+        if g.module == COMPUTED:
+            continue  # reported as a computed-import anomaly
         k = lookup(g.module, g.name)
         uses = g.uses
         if k.danger is None and k.allows(uses):
             continue  # the common case, decided before any message text is built
         how = f"via {g.how}" if g.how not in ("GLOBAL", "STACK_GLOBAL") else g.how
-        if g.full in ("builtins.getattr", "dill._dill._get_attr") and not g.unresolved \
-                and uses & ~CALL == 1 and g.resolved:
+        if g.full in _STATIC_RESOLVERS and not g.unresolved and uses & ~CALL == 1 \
+                and g.resolved:
             continue  # every call resolved statically; the targets are classified instead
         if k.danger is not None:
             d = k.danger
@@ -161,6 +212,13 @@ def _classify(m: Machine, report: _Reporter, detail: str, view: str) -> None:
                    g.call_offset if g.call_offset is not None else g.offset, where)
         elif k.allows(uses):
             continue
+        elif uses & CALL and plain_view and not exists(g.module, g.name):
+            # Array bytes read as opcodes often name memoised strings in new pairs; a
+            # name no library defines makes find_class raise before any call.
+            report(R.UNKNOWN_GLOBAL, k.name + suffix,
+                   f"{k.name} ({how}) would be called when pickle.load reads this joblib "
+                   "file's array bytes as opcodes, but no installed library defines it "
+                   "(find_class raises there)", g.offset, where)
         elif uses & CALL:
             why = ("allowlisted only for reconstruction, not for calls" if k.safe
                    else "not in the allowlist")
@@ -179,6 +237,9 @@ def _classify(m: Machine, report: _Reporter, detail: str, view: str) -> None:
             else:
                 msg = (f"{k.name} ({how}) is imported but not called; loading imports "
                        "its module")
+            if k.note:
+                msg += f". Not vouched for: {k.note} (admit a class by exact name with "
+                msg += "--allow-class, or point --source-path at its library)"
             report(R.UNKNOWN_GLOBAL, k.name + suffix, msg, g.offset, where)
     for kind, message, off in m.anomalies:
         rule = _ANOMALY_RULES.get(kind)
@@ -186,10 +247,14 @@ def _classify(m: Machine, report: _Reporter, detail: str, view: str) -> None:
             report(rule, f"{kind}:{message}{suffix}", message, off, where)
 
 
+_STATIC_RESOLVERS = frozenset({"builtins.getattr", "dill._dill._get_attr",
+                               "numpy.core._ufunc_reconstruct",
+                               "numpy._core._ufunc_reconstruct"})
 _ANOMALY_RULES: dict[str, Rule] = {
     "memo": R.MEMO_ANOMALY, "mutation": R.GLOBAL_MUTATION, "ext": R.EXTENSION_CODE,
     "buffer": R.OUT_OF_BAND, "call-value": R.CALL_ON_VALUE, "call-attr": R.CALL_ON_VALUE,
     "frame": R.FRAME_DIVERGENCE, "nested": R.NESTED_PICKLE,
+    "computed-import": R.COMPUTED_IMPORT, "model": R.EMBEDDED_MODEL_COMPUTED,
 }
 
 
@@ -231,9 +296,19 @@ def _payload_start(buf: bytes, s: object) -> int | None:
 def _nested(m: Machine, ctx: ScanContext, member: str | None, report: _Reporter,
             detail: str, depth: int) -> None:
     """Constant bytes handed to a deserialiser are scanned as their own entry."""
+    from mlwarden.scan.pickle.machine import MODEL_LOADERS
+
     for loader, blob, off in m.nested[:16]:
         label = f"nested@{off}"
-        if loader != "torch.storage._load_from_bytes":
+        model = loader in MODEL_LOADERS
+        if model:
+            label = f"embedded-model@{off}"
+            if ctx.scan_nested is None:
+                ctx.unscannable(f"{loader} loads {len(blob)} embedded bytes as a model; they "
+                                "need the format readers", Location(member=member, offset=off,
+                                                                    detail=detail))
+                continue
+        elif loader != "torch.storage._load_from_bytes":
             report(R.NESTED_PICKLE, f"{loader}@{off}",
                    f"{loader} deserialises {len(blob)} constant bytes embedded in the stream; "
                    "they are scanned as their own entry", off, detail)

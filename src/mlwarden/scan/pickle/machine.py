@@ -13,10 +13,13 @@ import codecs
 from struct import Struct, unpack_from
 
 from mlwarden.scan.formats.numpy_dtype import DtypeInfo, pickled_dtype_info
+from mlwarden.scan.pickle import cnum
 from mlwarden.scan.pickle.values import (
     CALL,
+    ITEMS,
     NEW,
     REF,
+    SETATTR,
     Attr,
     Call,
     Global,
@@ -24,6 +27,7 @@ from mlwarden.scan.pickle.values import (
     SymDict,
     SymSet,
     Unknown,
+    describe,
 )
 
 HIGHEST_PROTOCOL = 5
@@ -31,8 +35,22 @@ JOBLIB_WRAPPER = "joblib.numpy_pickle.NumpyArrayWrapper"
 RESOLVERS = frozenset({
     "builtins.getattr", "dill._dill._get_attr", "dill._dill._load_type",
     "cloudpickle.cloudpickle._builtin_type",
+    # numpy < 2 pickled ufuncs as _ufunc_reconstruct(module, name): an import by name.
+    "numpy.core._ufunc_reconstruct", "numpy._core._ufunc_reconstruct",
 })
+_UFUNC_RESOLVERS = frozenset({"numpy.core._ufunc_reconstruct", "numpy._core._ufunc_reconstruct"})
 _ENCODERS = frozenset({"_codecs.encode", "codecs.encode"})
+# Model deserialisers a pickle may hand bytes to (Keras models pickle themselves this way):
+# the bytes are the archive the loader extracts and loads, judged as such by the readers.
+MODEL_LOADERS = frozenset({
+    "keras.saving.pickle_utils.deserialize_model_from_bytecode",
+    "keras.src.saving.pickle_utils.deserialize_model_from_bytecode",
+    "tf_keras.src.saving.pickle_utils.deserialize_model_from_bytecode",
+    "tf_keras.saving.pickle_utils.deserialize_model_from_bytecode",
+    "tensorflow.python.keras.saving.pickle_utils.deserialize_model_from_bytecode",
+    "keras.src.saving.keras_saveable.KerasSaveable._unpickle_model",
+    "keras.src.models.model.Model._unpickle_model",
+})
 NESTED_LOADERS = frozenset({
     "pickle.loads", "_pickle.loads", "pickle._loads", "cPickle.loads", "dill.loads",
     "dill._dill.loads", "cloudpickle.loads", "numpy.loads", "numpy.core.numeric.loads",
@@ -242,6 +260,11 @@ class Machine:
         off = self.op_pos
         func = _unwrap_persistent_class(func)
         self.calls.append((func, args, kind, off))
+        if kind == "call":
+            target = _wrapped_callable(func)
+            if target is not None:
+                # staticmethod(f)(...) and partial(f, ...)(...) call f.
+                return self.invoke(target, args, kind)
         if isinstance(func, Global):
             if kind == "new":
                 func.uses |= NEW
@@ -257,19 +280,27 @@ class Machine:
                     return args[0].encode("latin-1")
                 except UnicodeEncodeError:
                     pass
+            if full == "builtins.str":
+                folded = _fold_str(args)
+                if folded is not None:
+                    return folded
             if full in RESOLVERS:
                 resolved = self._resolve(full, args)
                 if resolved is not None:
                     func.resolved += 1
                     return resolved
                 func.unresolved += 1
-            elif full in NESTED_LOADERS:
+            elif full in NESTED_LOADERS or full in MODEL_LOADERS:
                 blob = args[0] if isinstance(args, tuple) and args else None
+                blob = _bytesio_value(blob)
                 if isinstance(blob, (bytes, bytearray)):
                     self.nested.append((full, bytes(blob), off))
+                elif full in MODEL_LOADERS:
+                    self.note("model", f"{full} is handed a model built at load time; it "
+                                       "cannot be analysed")
                 else:
                     self.note("nested", f"{full} is handed data computed at load time")
-            self._mark_arguments(full, args)
+            self._mark_arguments(func, args)
         elif isinstance(func, Attr):
             self.note("call-attr", f"calls method {func.name!r} of a reconstructed object")
         else:
@@ -291,6 +322,13 @@ class Machine:
             if isinstance(obj, (Call, Persistent, SymDict, list, tuple, SymSet)):
                 return Attr(obj, name)
             return None
+        if full in _UFUNC_RESOLVERS:
+            if len(args) == 2 and isinstance(args[0], str) and isinstance(args[1], str):
+                g = Global(args[0], args[1], self.op_pos, "_ufunc_reconstruct")
+                g.uses |= REF
+                self.globals.append(g)
+                return g
+            return None
         if len(args) == 1 and isinstance(args[0], str):  # _load_type / _builtin_type
             g = Global("types", args[0], self.op_pos, "type lookup")
             g.uses |= REF
@@ -298,32 +336,47 @@ class Machine:
             return g
         return None
 
-    def _mark_arguments(self, full: str, args: object) -> None:
-        """Globals passed to reconstruction helpers are constructed or invoked by them."""
-        if not isinstance(args, tuple) or not args:
+    def _mark_arguments(self, func: Global, args: object) -> None:
+        """Helpers call or instantiate some of their arguments (the knowledge base says
+        which): those globals are called or reconstructed too. An argument tuple built by
+        a call, or a computed value in such a position, hides what runs."""
+        full = func.full
+        if full == "torch._utils._set_obj_state" and isinstance(args, tuple) and args:
+            self.mutate(args[0], "_set_obj_state (setattr per state item)")
+        roles = _helper_roles(func.module, func.name)
+        if roles is None:
             return
-        if full in ("copyreg._reconstructor", "copyreg.__newobj__", "copyreg.__newobj_ex__",
-                    "sklearn.neighbors._kd_tree.newObj", "sklearn.neighbors._ball_tree.newObj",
-                    "sklearn.metrics._dist_metrics.newObj"):
-            cls = args[0]
+        invokes, constructs = roles
+        if not isinstance(args, tuple):
+            self.note("call-value", f"{full} calls or reconstructs arguments built at load "
+                                    "time (its argument tuple is not a literal)")
+            return
+        for i in invokes:
+            if i >= len(args):
+                continue
+            target = _wrapped_callable(args[i]) or args[i]
+            if full == "copyreg._reconstructor" and isinstance(target, Global) \
+                    and target.full == "builtins.object":
+                continue  # base.__init__ runs only for a base other than object
+            if isinstance(target, Global):
+                target.uses |= CALL
+                if target.call_offset is None:
+                    target.call_offset, target.call_args = self.op_pos, args
+            elif isinstance(target, (Call, Attr, Persistent, Unknown)):
+                self.note("call-value", f"{full} calls a computed value (argument {i})")
+        for i in constructs:
+            if i >= len(args):
+                continue
+            cls = _unwrap_persistent_class(args[i])
             if isinstance(cls, Global):
                 cls.uses |= NEW
-            else:
+            elif isinstance(cls, (Call, Attr, Persistent, Unknown)):
                 self.note("call-value", f"{full} reconstructs a computed class")
-            if full == "copyreg._reconstructor" and len(args) >= 2:
-                base = args[1]
-                # base.__init__(obj, state) runs unless base is object.
-                if isinstance(base, Global) and base.full != "builtins.object":
-                    base.uses |= CALL
-        elif full in ("torch._tensor._rebuild_from_type", "torch._tensor._rebuild_from_type_v2"):
-            if isinstance(args[0], Global):
-                args[0].uses |= CALL
-            if len(args) > 1 and isinstance(args[1], Global):
-                args[1].uses |= NEW
-        elif full == "collections.defaultdict" and isinstance(args[0], Global):
-            args[0].uses |= CALL
 
     def mutate(self, target: object, how: str) -> None:
+        if isinstance(target, Call):
+            _mark_items(target)
+            return
         if isinstance(target, Global):
             self.note("mutation", f"{how} modifies the imported global {target.full}")
         elif isinstance(target, Attr) and isinstance(target.obj, Global):
@@ -423,6 +476,99 @@ def _dtype_info(dtype: object) -> DtypeInfo:
     return pickled_dtype_info(dtype.args[0], dtype.state)
 
 
+COMPUTED = "<computed>"  # module and name of an import computed at load time
+# Callable wrappers: calling the wrapper calls its first argument.
+_WRAPPERS = frozenset({"builtins.staticmethod", "builtins.classmethod", "functools.partial",
+                       "_functools.partial"})
+_SAFE_CODECS = frozenset({"ascii", "latin1", "latin-1", "utf-8", "utf8", "iso-8859-1"})
+
+
+# Allowlisted callables that return a str (every other allowlisted callable returns its
+# own type, which STACK_GLOBAL rejects: it requires an exact str).
+_STR_RETURNING = frozenset({"builtins.str", "builtins.format", "builtins.repr",
+                            "builtins.ascii", "builtins.chr", "builtins.hex", "builtins.oct",
+                            "builtins.bin"})
+
+
+def _maybe_str(value: object) -> bool:
+    """A str now, or a computed value that can be one when the loader runs."""
+    if type(value) is str:
+        return True
+    if isinstance(value, Call):
+        func = value.func
+        if not isinstance(func, Global):
+            return True
+        if func.full in _STR_RETURNING:
+            return True
+        return value.kind != "new" and not _allowlisted(func)
+    if isinstance(value, Global):
+        return not _allowlisted(value)  # a module constant can be a str (os.name)
+    return isinstance(value, (Attr, Persistent, Unknown))
+
+
+def _allowlisted(g: Global) -> bool:
+    from mlwarden.scan.knowledge import lookup
+
+    return lookup(g.module, g.name).safe is not None
+
+
+def _wrapped_callable(value: object, depth: int = 0) -> object | None:
+    """``f`` for ``staticmethod(f)``, ``classmethod(f)``, ``partial(f, ...)``. A partial's
+    BUILD state ``(func, args, kwds, dict)`` replaces its function."""
+    if not (isinstance(value, Call) and value.kind == "call" and isinstance(value.func, Global)
+            and value.func.full in _WRAPPERS) or depth > 16:
+        return None
+    inner: object
+    if value.state is not None and value.func.full.endswith("partial"):
+        st = value.state
+        inner = st[0] if isinstance(st, tuple) and st else Unknown("partial state")
+    elif isinstance(value.args, tuple) and value.args:
+        inner = value.args[0]
+    else:
+        inner = Unknown("wrapped callable")
+    return _wrapped_callable(inner, depth + 1) or inner
+
+
+def _fold_str(args: object) -> str | None:
+    """``builtins.str`` of constants, computed without importing anything."""
+    if not isinstance(args, tuple) or len(args) > 3:
+        return None
+    if not args:
+        return ""
+    if len(args) == 1 and isinstance(args[0], (str, int, float, bytes, type(None))) \
+            and not (isinstance(args[0], int) and args[0].bit_length() > 4000):
+        return str(args[0])
+    if isinstance(args[0], (bytes, bytearray)) and all(isinstance(a, str) for a in args[1:]):
+        enc = args[1].lower() if len(args) > 1 else "utf-8"
+        errors = args[2] if len(args) > 2 else "strict"
+        if enc in _SAFE_CODECS and errors in ("strict", "ignore", "replace"):
+            try:
+                return bytes(args[0]).decode(enc, errors)
+            except UnicodeDecodeError:
+                return None
+    return None
+
+
+def _helper_roles(module: str, name: str) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    """(argument positions called, positions instantiated) of an allowlisted helper."""
+    from mlwarden.scan.knowledge import lookup
+
+    safe = lookup(module, name).safe
+    if safe is None or not (safe.invokes or safe.constructs):
+        return None
+    return safe.invokes, safe.constructs
+
+
+def _bytesio_value(value: object) -> object:
+    """``io.BytesIO(b'...')`` (how Keras 3 hands its archive over) is its bytes."""
+    if isinstance(value, Call) and isinstance(value.func, Global) \
+            and value.func.full in ("io.BytesIO", "_io.BytesIO") \
+            and isinstance(value.args, tuple) and value.args \
+            and isinstance(value.args[0], (bytes, bytearray)):
+        return value.args[0]
+    return value
+
+
 def _unwrap_persistent_class(value: object) -> object:
     """Legacy torch pickles module classes as persistent id ('module', cls, file, source);
     torch's persistent_load returns ``cls``."""
@@ -463,10 +609,10 @@ def _put(m: Machine, idx: int) -> None:
     memo[idx] = value
 def _int_line(m: Machine, what: str) -> int:
     line = m.readline()
-    try:
-        return int(line, 10)
-    except ValueError:
-        raise Break(f"invalid {what} argument {line[:20]!r}", "syntax") from None
+    value = cnum.load_index(line)
+    if value is None:
+        raise Break(f"invalid {what} argument {line[:20]!r}", "syntax")
+    return value
 
 
 def op_mark(m: Machine) -> None:
@@ -495,11 +641,10 @@ def op_dup(m: Machine) -> None:
 
 
 def op_float(m: Machine) -> None:
-    line = m.readline()
-    try:
-        m.stack.append(float(line))
-    except ValueError:
-        raise Break("could not convert string to float", "syntax") from None
+    value = cnum.load_float(m.readline())
+    if value is None:
+        raise Break("could not convert string to float", "syntax")
+    m.stack.append(value)
 
 
 def op_binfloat(m: Machine) -> None:
@@ -513,16 +658,10 @@ def op_binfloat(m: Machine) -> None:
 
 
 def op_int(m: Machine) -> None:
-    line = m.readline()
-    if line == b"00":
-        m.stack.append(False)
-    elif line == b"01":
-        m.stack.append(True)
-    else:
-        try:
-            m.stack.append(int(line, 0))
-        except ValueError:
-            raise Break("invalid INT argument", "syntax") from None
+    value = cnum.load_int(m.readline())  # strtol base 0: 010 is 8, 12\0x is 12
+    if value is None:
+        raise Break("invalid INT argument", "syntax")
+    m.stack.append(value)
 
 
 def op_binint(m: Machine) -> None:
@@ -555,13 +694,10 @@ def op_binint2(m: Machine) -> None:
 
 
 def op_long(m: Machine) -> None:
-    line = m.readline()
-    if line.endswith(b"L"):
-        line = line[:-1]
-    try:
-        m.stack.append(int(line, 0))
-    except ValueError:
-        raise Break("invalid LONG argument", "syntax") from None
+    value = cnum.load_long(m.readline())
+    if value is None:
+        raise Break("invalid LONG argument", "syntax")
+    m.stack.append(value)
 
 
 def op_long1(m: Machine) -> None:
@@ -783,10 +919,47 @@ def op_build(m: Machine) -> None:
     inst = m.top()
     if isinstance(inst, Call):
         inst.state = state
-        if (m.joblib and isinstance(inst.func, Global) and inst.func.full == JOBLIB_WRAPPER):
-            m.joblib_build(inst, state)
+        func = inst.func
+        if isinstance(func, Global):
+            if type(state) is tuple and len(state) == 2:
+                _mark_slot_state(inst, func)
+            if m.joblib and func.full == JOBLIB_WRAPPER:
+                m.joblib_build(inst, state)
     elif isinstance(inst, (Global, Attr)):
         m.mutate(inst, "BUILD")
+
+
+_NEWOBJ_HELPERS = frozenset({"copyreg.__newobj__", "copyreg.__newobj_ex__",
+                             "copyreg._reconstructor"})
+
+
+def _instance_class(inst: Call) -> object:
+    """The global whose code an item opcode on ``inst`` runs: its class when NEWOBJ or a
+    copyreg helper made it, else the callable that returned it."""
+    func = inst.func
+    if isinstance(func, Global) and inst.kind == "call" and func.full in _NEWOBJ_HELPERS \
+            and isinstance(inst.args, tuple) and inst.args:
+        return inst.args[0]
+    return func
+
+
+def _mark_items(inst: Call) -> None:
+    cls = _instance_class(inst)
+    if isinstance(cls, Global):
+        cls.uses |= ITEMS
+
+
+def _mark_slot_state(inst: Call, func: Global) -> None:
+    """BUILD with (state, slotstate): without a __setstate__ the unpickler setattr()s each
+    slot item, running the class's __setattr__ and descriptors. The class is known when
+    the instance came from NEWOBJ or a copyreg reconstruction helper."""
+    cls: object = None
+    if inst.kind == "new":
+        cls = func
+    elif func.full in _NEWOBJ_HELPERS and isinstance(inst.args, tuple) and inst.args:
+        cls = inst.args[0]
+    if isinstance(cls, Global):
+        cls.uses |= SETATTR
 
 
 def op_global(m: Machine) -> None:
@@ -798,10 +971,20 @@ def op_global(m: Machine) -> None:
 def op_stack_global(m: Machine) -> None:
     name = m.pop()
     module = m.pop()
-    if type(name) is not str or type(module) is not str:
-        raise Break("STACK_GLOBAL operands are not both str (CPython raises "
-                    "'STACK_GLOBAL requires str')", "memo")
-    m.stack.append(m.make_global(module, name, "STACK_GLOBAL"))
+    if type(name) is str and type(module) is str:
+        m.stack.append(m.make_global(module, name, "STACK_GLOBAL"))
+        return
+    if _maybe_str(name) and _maybe_str(module):
+        # A name computed at load time (str(b'os', 'ascii')): the import is unknown.
+        m.note("computed-import", f"STACK_GLOBAL imports a name computed at load time "
+               f"({describe(module, 40)}, {describe(name, 40)})")
+        g = Global(COMPUTED, COMPUTED, m.op_pos, "STACK_GLOBAL")
+        g.uses |= REF
+        m.globals.append(g)
+        m.stack.append(g)
+        return
+    raise Break("STACK_GLOBAL operands are not both str (CPython raises "
+                "'STACK_GLOBAL requires str')", "memo")
 
 
 def op_inst(m: Machine) -> None:
@@ -975,9 +1158,14 @@ def op_frame(m: Machine) -> None:
                         "unpickler raises; the C unpickler continues)")
         m.skip_after_frame = 0
     start = m.pos
-    if start + size > m.dlen:
-        raise Break("FRAME runs past the end of the data", "truncated")
-    m.fstart, m.fend = start, start + size
+    end = start + size
+    if end > m.dlen:
+        # The C unpickler raises; the pure-Python one (joblib) buffers what is there and
+        # runs it: the frame is the rest of the data.
+        m.note("frame-short", f"FRAME declares {size} bytes, {m.dlen - start} remain (the "
+                        "pure-Python unpickler reads them, the C one raises)")
+        end = m.dlen
+    m.fstart, m.fend = start, end
     m.lim = m.fend
 
 

@@ -75,6 +75,27 @@ CALL_ON_VALUE = rule(
     "A call whose callable is not an imported global (a method fetched with getattr, the "
     "result of another call, a computed class) hides what runs from name-based scanners.",
 )
+COMPUTED_IMPORT = rule(
+    "pickle-computed-import", Verdict.MALICIOUS, Severity.HIGH,
+    "Pickle imports a name computed at load time",
+    "STACK_GLOBAL takes its module or name from a value built while loading (for example "
+    "str(b'os', 'ascii')) instead of a constant: what is imported cannot be known "
+    "statically, so any module and callable can be reached.",
+)
+IMPORT_AFTER_BREAK = rule(
+    "pickle-import-after-break", Verdict.MALICIOUS, Severity.HIGH,
+    "A dangerous import follows the point where the stream breaks",
+    "The bytes after the break hold an import of a dangerous callable. CPython stops at "
+    "the break only if the break is real; a parser that disagrees with the scanner about "
+    "where the stream breaks (a number spelling, an opcode argument) runs it.",
+)
+EMBEDDED_MODEL_COMPUTED = rule(
+    "pickle-embedded-model-computed", Verdict.UNSCANNABLE, Severity.MEDIUM,
+    "Pickle hands a model deserialiser bytes built at load time",
+    "A Keras model pickles itself as its saved archive passed to a deserialiser; the "
+    "archive is analysed as its own entry when it is constant. Built at load time, it "
+    "cannot be analysed.",
+)
 TRAILING_DATA = rule(
     "pickle-trailing-data", Verdict.CLEAN, Severity.INFO,
     "Bytes after the last pickle",

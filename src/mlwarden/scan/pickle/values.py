@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 # Uses of a global (bit set), as in mlwarden.scan.knowledge.Use.
-REF, NEW, CALL = 1, 2, 4
+REF, NEW, CALL, SETATTR, ITEMS = 1, 2, 4, 8, 16
 
 
 class Global:

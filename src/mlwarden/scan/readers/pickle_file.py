@@ -16,19 +16,21 @@ _TORCH_LEGACY_PICKLES = 5
 
 def read_pickle_file(source: Source, ctx: ScanContext) -> None:
     data = source.read_all(ctx.limits.max_pickle_bytes)
-    first = scan_pickle(data, ctx, stacked=False)
+    first = scan_pickle(data, ctx, stacked=False, joblib=True)
     names = set(first.globals)
     arrays = first.joblib_arrays
     legacy = first.count == 1 and first.first_value == TORCH_MAGIC
     if first.count == 1 and first.end is not None and first.end < len(data):
         rest = scan_pickle(data, ctx, start=first.end, stacked=True, first_index=2,
-                           max_pickles=_TORCH_LEGACY_PICKLES - 1 if legacy else None)
+                           max_pickles=_TORCH_LEGACY_PICKLES - 1 if legacy else None,
+                           joblib=True)
         names |= rest.globals
         arrays += rest.joblib_arrays
-    ctx.format = _format(names, legacy, arrays)
+    ctx.format = file_format(names, legacy, arrays)
 
 
-def _format(names: set[str], legacy: bool, joblib_arrays: int) -> str:
+def file_format(names: set[str], legacy: bool, joblib_arrays: int) -> str:
+    """The format name of a pickle file from what its analysis imported."""
     if legacy:
         return "pytorch-legacy"
     if joblib_arrays or any(n.startswith("joblib.") for n in names):
