@@ -154,8 +154,8 @@ def _certain_first_break(buf: bytes, start: int, m: Machine, error: Break) -> bo
 
     if m.op_pos != start or error.anomaly != "stack" or start >= len(buf):
         return False
-    op = pickletools.code2op.get(chr(buf[start]))
-    return op is not None and op.arg is None
+    code = chr(buf[start])
+    return any(op.code == code and op.arg is None for op in pickletools.opcodes)
 
 
 def _sweep(buf: bytes, at: int, ctx: ScanContext, report: _Reporter, detail: str,
