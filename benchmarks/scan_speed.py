@@ -30,16 +30,16 @@ ROOT = Path(__file__).resolve().parent.parent
 MiB = 1 << 20
 
 
-def ensure_env(work: Path) -> Path:
-    """One virtual environment holding mlwarden and both peers, so that every tool starts
+def ensure_env(work: Path, peers: tuple[str, ...] = ("picklescan", "modelaudit")) -> Path:
+    """One virtual environment holding mlwarden and the peers, so that every tool starts
     under the same interpreter and site-packages."""
     venv = work / "bench-env"
     bin_ = venv / "bin"
-    if not all((bin_ / t).exists() for t in ("picklescan", "modelaudit", "mlwarden")):
-        print("installing mlwarden, picklescan and modelaudit into", venv, flush=True)
+    if not all((bin_ / t).exists() for t in (*peers, "mlwarden")):
+        print(f"installing mlwarden, {', '.join(peers)} into", venv, flush=True)
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(bin_ / "pip"), "install", "-q", "-e", str(ROOT), "picklescan",
-                        "modelaudit"], check=True)
+        subprocess.run([str(bin_ / "pip"), "install", "-q", "-e", str(ROOT), *peers],
+                       check=True)
     # Installed packages come byte-compiled; the editable source does not. Compile it so
     # that no tool pays for compilation (this machine sets PYTHONDONTWRITEBYTECODE).
     subprocess.run([str(bin_ / "python"), "-m", "compileall", "-q", str(ROOT / "src")],
@@ -252,15 +252,17 @@ def main() -> int:
     subprocess.run([sys.executable, __file__, "--build-only", "--work", str(work),
                     "--modelaudit-sample", str(args.modelaudit_sample),
                     *(["--quick"] if args.quick else [])], check=True)
-    peers = ensure_env(work)
+    peers = ensure_env(work, ("picklescan",) if args.no_modelaudit
+                       else ("picklescan", "modelaudit"))
 
     mlw = [str(peers / "mlwarden"), "scan"]
     ps = [str(peers / "picklescan"), "-p"]
     ma_env = {**os.environ, "PROMPTFOO_DISABLE_TELEMETRY": "1", "NO_COLOR": "1"}
     ma = [str(peers / "modelaudit"), "scan", "--no-cache", "-q", "-f", "json"]
     print(f"{version([str(peers / 'mlwarden'), '--version'])}; "
-          f"picklescan {_pip_version(peers, 'picklescan')}; "
-          f"modelaudit {version([str(peers / 'modelaudit'), '--version'])}", flush=True)
+          f"picklescan {_pip_version(peers, 'picklescan')}; modelaudit "
+          f"{'-' if args.no_modelaudit else version([str(peers / 'modelaudit'), '--version'])}",
+          flush=True)
 
     rows: list[tuple[str, str, float | None, float | None, int]] = []
 
