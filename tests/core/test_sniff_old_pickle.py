@@ -10,6 +10,8 @@ import pickletools
 import random
 from collections import OrderedDict
 
+import pytest
+
 from mlwarden.scan import sniff
 
 
@@ -49,6 +51,7 @@ def _samples(rng: random.Random) -> list[bytes]:
     return out + muts
 
 
+@pytest.mark.filterwarnings("ignore:invalid escape sequence:DeprecationWarning")
 def test_sniff_matches_pickletools_walk() -> None:
     rng = random.Random(11)
     for data in _samples(rng):

@@ -280,7 +280,7 @@ def _valid_line(op: int, line: bytes) -> bool:
             line.decode("raw-unicode-escape")
         else:  # PERSID, GLOBAL, INST lines
             codecs.escape_decode(line)[0].decode("ascii")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, DeprecationWarning):  # the last under -W error
         return False
     return True
 
