@@ -288,10 +288,6 @@ def scan(files: list[Path], workers: int, sources: tuple[str, ...] = ()
     """(path, verdict, format, causes) for each file, scanned as a top-level file."""
     sys.path.insert(0, str(ROOT / "src"))
     from mlwarden.scan.engine import ScanOptions, scan_paths
-    from mlwarden.scan.knowledge import policy
-
-    # The engine only sets a policy that has entries: reset the previous package's.
-    policy.configure(policy.KnowledgePolicy(frozenset(), sources))
     report = scan_paths([str(f) for f in files], ScanOptions(workers=workers, hash="never",
                                                             source_paths=sources))
     by_parent: dict[str, list[object]] = defaultdict(list)
