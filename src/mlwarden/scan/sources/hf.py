@@ -145,10 +145,13 @@ def _request(session: Any, url: str, headers: dict[str, str],
 
 
 def _read_at_most(chunks: Any, want: int) -> bytes:
+    """Stop only once the body is longer than asked for (a server ignoring Range): a
+    body of exactly ``want`` bytes is read to its end, so the connection goes back to the
+    pool instead of being closed (a new TCP and TLS handshake for every range read)."""
     buf = bytearray()
     for chunk in chunks:
         buf += chunk
-        if len(buf) >= want:
+        if len(buf) > want:
             break
     return bytes(buf[:want]) if len(buf) > want else bytes(buf)
 
