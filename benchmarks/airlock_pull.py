@@ -105,6 +105,14 @@ def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
         (after.children_system - before.children_system)
 
 
+def settle(out: Path) -> None:
+    """Delete what a run wrote and flush the disk, so that the next run starts from the
+    same state: no dirty pages of an earlier run to write back (snapshot_download does not
+    fsync), no page cache growing run after run to be reclaimed by whoever comes later."""
+    shutil.rmtree(out, ignore_errors=True)
+    os.sync()
+
+
 def compile_sources(src: Path) -> None:
     """Installed packages come byte-compiled; an editable checkout does not, and this
     machine sets PYTHONDONTWRITEBYTECODE. Compile it so no run pays for compilation (the
@@ -164,7 +172,9 @@ def main() -> None:
             env = env_for(d)
             times["snapshot_download"].append(timed(
                 [sys.executable, "-c", snap, REPO, url, str(d / "hf-cache")], env))
+            settle(d / "hf-cache")
             times[VERIFIED].append(timed([*sv, str(d / "hf-cache-verified")], env))
+            settle(d / "hf-cache-verified")
             for name, src in trees:
                 run_env = env if src is None else {**env, "PYTHONPATH": str(src)}
                 cache = d / f"scan-{name.replace(' ', '-')}"
@@ -175,6 +185,7 @@ def main() -> None:
                         [sys.executable, "-m", "mlwarden", "pull", REPO, "--endpoint", url,
                          "--store", str(store), "--manifest", str(d / f"{store.name}.yaml"),
                          "--scan-cache", str(cache), "--format", "json"], run_env))
+                    settle(store)
             shutil.rmtree(d, ignore_errors=True)
         best = {k: min(w for w, _ in v) for k, v in times.items()}
         cpu = {k: min(c for _, c in v) for k, v in times.items()}
