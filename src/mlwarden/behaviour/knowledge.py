@@ -20,7 +20,7 @@ SOCKET_NETWORK = (
     "socket.gethostbyname", "socket.gethostbyname_ex", "socket.gethostbyaddr",
     "socket.getfqdn", "socket.socket().connect", "socket.socket().connect_ex",
     "socket.socket().send", "socket.socket().sendall", "socket.socket().sendto",
-    "socket.socket().bind", "socket.socket().listen",
+    "socket.socket().listen",  # bind() alone is a local probe (urllib3's IPv6 check)
 )
 DNS_LOOKUPS = ("socket.gethostbyname", "socket.gethostbyname_ex", "socket.getaddrinfo",
                "dns.resolver.resolve", "dns.resolver.query")
