@@ -126,7 +126,7 @@ def test_token_commands(tmp_path: Path) -> None:
     code, out, _ = run("token", "list", "--store", store, "--format", "json")
     rows = json.loads(out)
     assert rows[0]["name"] == "ci" and rows[0]["state"] == "active"
-    assert token not in out and token.split("_")[2] not in out
+    assert token not in out and token.split("_", 2)[2] not in out
     assert run("token", "revoke", "ci", "--store", store)[0] == 0
     assert json.loads(run("token", "list", "--store", store, "--format", "json")[1])[0][
         "state"] == "revoked"
