@@ -171,6 +171,13 @@ def test_ordinary_build_steps_are_not_alarms(src: str) -> None:
     assert package(src, setup=True) == set()
 
 
+def test_temp_directory_is_not_outside() -> None:
+    # ipython's get_ipython_dir at import: falls back to a fresh temp directory
+    src = "import os, tempfile\nd = os.path.expanduser('~/.x')\nif not os.access(d, os.W_OK):\n    d = tempfile.mkdtemp()\nos.makedirs(d, exist_ok=True)\n"
+    assert package(src) == set()
+    assert ("code-write-outside", 2) in package("import os\nos.makedirs('/opt/x')\n")
+
+
 def test_cross_module_call_graph() -> None:
     got = package("from .impl import go\ngo()\n", extra={
         "pkg/impl.py": "import os, requests\ndef go():\n    requests.post('u', data=os.environ['AWS_SECRET_ACCESS_KEY'])\n"})
@@ -200,3 +207,10 @@ def test_bounds_hold_on_hostile_exec_nesting() -> None:
     model(src)  # bounded recursion, no exception
     blob = "exec('" + "x" * (2 << 20) + "')\n"
     model(blob)
+
+
+def test_urllib3_patching_at_import_is_not_network() -> None:
+    # requests/__init__.py: the index's known false positive (pkg-network through contrib)
+    src = "try:\n    from urllib3.contrib import pyopenssl\n    pyopenssl.inject_into_urllib3()\nexcept ImportError:\n    pass\nimport urllib3\nurllib3.disable_warnings()\n"
+    assert package(src) == set()
+    assert ("code-import-network", 2) in package("import urllib3\nurllib3.PoolManager().request('GET', 'http://x')\n")

@@ -242,7 +242,9 @@ PERSISTENCE_PATH = re.compile(
     r"|\.config/autostart|\.config/systemd|/etc/systemd|/etc/rc\.local|/etc/profile"
     r"|\.git/hooks(/|$)|/etc/ld\.so\.preload|launchagents|launchdaemons|/etc/sudoers"
 )
-HARMLESS_ABSOLUTE = frozenset({"/dev/null", "/dev/stdout", "/dev/stderr", "/dev/tty"})
+# the temporary directory itself too (ipython: os.makedirs(tempfile.mkdtemp()) folds to /tmp)
+HARMLESS_ABSOLUTE = frozenset({"/dev/null", "/dev/stdout", "/dev/stderr", "/dev/tty", "/tmp",
+                               "/var/tmp", "/dev/shm"})
 HARMLESS_PREFIXES = ("/tmp/", "/var/tmp/", "/dev/shm/")
 
 SHELL_PAYLOAD = re.compile(
