@@ -214,3 +214,15 @@ def test_urllib3_patching_at_import_is_not_network() -> None:
     src = "try:\n    from urllib3.contrib import pyopenssl\n    pyopenssl.inject_into_urllib3()\nexcept ImportError:\n    pass\nimport urllib3\nurllib3.disable_warnings()\n"
     assert package(src) == set()
     assert ("code-import-network", 2) in package("import urllib3\nurllib3.PoolManager().request('GET', 'http://x')\n")
+
+
+def test_folded_identifiers_prefilter_keeps_every_look_alike() -> None:
+    from mlwarden.behaviour.parse import folded_identifiers
+
+    prose = "# caf\u00e9 \u2019quoted\u2019\nx = '\u00fcber'\n"
+    assert folded_identifiers(prose.encode()) == []
+    mixed = prose + "\uff45xec('1')\n"
+    assert folded_identifiers(mixed.encode()) == [(3, 1, "\uff45xec", "exec")]
+    # a non-UTF-8 coding cookie is honoured (latin-1 U+00AA folds to 'a')
+    latin = "# -*- coding: latin-1 -*-\nev\u00aal = 1\n".encode("latin-1")
+    assert folded_identifiers(latin) == [(2, 1, "ev\u00aal", "eval")]

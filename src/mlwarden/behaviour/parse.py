@@ -19,6 +19,7 @@ MAX_PYTHON_BYTES = 16 * MiB
 MAX_PYTHON_TOKENS = 1_000_000
 MAX_UNICODE_SCAN = 4 * MiB
 _TOKENS = re.compile(rb"\w+|[^\w\s]")
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,16 @@ def folded_identifiers(data: bytes) -> list[tuple[int, int, str, str]]:
     """(line, col, written, folded) for identifiers that Python's NFKC folding turns into
     another name (``ｅｘｅｃ`` is ``exec`` to the parser). Only run on non-ASCII source."""
     if data.isascii() or len(data) > MAX_UNICODE_SCAN:
+        return []
+    # Tokenizing is slow; most non-ASCII is prose (quotes, accents) that folds to non-ASCII.
+    # A name folds to ASCII only if each of its non-ASCII characters does.
+    try:
+        encoding = tokenize.detect_encoding(io.BytesIO(data).readline)[0]
+    except SyntaxError:
+        encoding = "utf-8"
+    text = data.decode("utf-8", errors="replace")
+    if encoding in ("utf-8", "utf-8-sig") and not any(
+            unicodedata.normalize("NFKC", ch).isascii() for ch in set(_NON_ASCII.findall(text))):
         return []
     out: list[tuple[int, int, str, str]] = []
     try:
