@@ -543,7 +543,8 @@ class Collector(ast.NodeVisitor):
         elif q in cat.LOADERS_OF_CODE or q in cat.PICKLE_LOADERS:
             data = self._arg(node, 0, "data")
             payload = self._payload(data) if data is not None else None
-            if payload and q != "marshal.loads" and not self._decoded_constant(data):
+            if payload and data is not None and q != "marshal.loads" \
+                    and not self._decoded_constant(data):
                 payload = None  # sklearn: pickle.loads(codecs.decode(cache, 'zlib')) of a file
             if payload:
                 self.emit(EXEC_PAYLOAD, node, f"{q}() of {payload} data")

@@ -252,8 +252,12 @@ def judge(program: Program, roots: Iterable[Root], profile: str) -> list[Verdict
                 continue
             if x.kind == c.STEALER:
                 emit(R.INFOSTEALER, key, f"{x.detail} {where(key, x)}", x)
-            elif x.kind == c.ENDPOINT:
+            elif x.kind == c.ENDPOINT and not pkg:
                 emit(R.ENDPOINT, key, f"{x.detail} {where(key, x)}", x)
+            elif x.kind == c.ENDPOINT:
+                # a package naming an endpoint with no send at run time is a client
+                # (tqdm.contrib.telegram); with one it is code-exfil-endpoint above
+                continue
             elif x.kind == c.DROP and not (pkg and phase_here == "install"):
                 emit(R.DROP_EXECUTABLE, key, f"{x.detail} {where(key, x)}", x)
             elif x.kind != c.DROP:

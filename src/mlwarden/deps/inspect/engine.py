@@ -238,10 +238,23 @@ class _Inspection:
         if len(parts) == 1 or (len(parts) == 2 and parts[0] in ("src", "lib")):
             # runtests.py, tasks.py, versioneer.py beside setup.py: analysed when imported
             return False
+        if parts[0] != "src" and self.src_layout:
+            # a src-layout project installs src/*: urllib3's top-level dummyserver/ is its
+            # test server (analysed when analysed code imports it)
+            return False
         start = 1 if parts[0] in ("src", "lib", "python") else 0
         return "/".join(parts[: start + 1]) + "/__init__.py" in self.init_files
 
     init_files: set[str]
+
+    @property
+    def src_layout(self) -> bool:
+        if self._src_layout is None:
+            self._src_layout = any(f.startswith("src/") and f.count("/") == 2
+                                   for f in self.init_files)
+        return self._src_layout
+
+    _src_layout: bool | None = None
 
     def add(self, rel: str, data: bytes) -> None:
         self.members.append(rel)
