@@ -22,6 +22,6 @@ def test_readme_starts_with_install_and_test_commands() -> None:
     text = (ROOT / "README.md").read_text()
     blocks = [b.split("```", 1)[0].strip() for b in text.split("```bash\n")[1:3]]
     assert blocks[0] == "pip install -e . && mlwarden demo"
-    assert blocks[1] == "pip install -e '.[test]' && python -m pytest -n 2 -q"
+    assert blocks[1] == "pip install -c constraints.txt -e '.[test]' && python -m pytest -n 2 -q"
     ci = (ROOT / ".ci" / "run").read_text()
     assert blocks[1] in ci

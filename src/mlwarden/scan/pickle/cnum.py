@@ -58,7 +58,10 @@ def _strtol0(s: bytes) -> tuple[int, int, bool]:
         i += 1
     if i == start:
         return 0, 0, False
-    value = int(s[start:i], base)
+    digits = s[start:i].lstrip(b"0") or b"0"
+    if len(digits) > 24:  # past any C long in every base; int() would refuse > 4300 digits
+        return 0, i, True
+    value = int(digits, base)
     value = -value if neg else value
     return value, i, not _LONG_MIN <= value <= _LONG_MAX
 
