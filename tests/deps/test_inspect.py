@@ -191,3 +191,23 @@ def test_endpoint_without_a_send_is_a_client(tmp_path: Path) -> None:
     (tmp_path / "beacon").mkdir()
     code, findings = _inspect(str(make_wheel(tmp_path / "beacon", "tg", {"tg/__init__.py": beacon})))
     assert "code-exfil-endpoint" in _rules(findings)
+
+
+def test_gpu_code_objects_are_not_disguised_binaries(tmp_path: Path) -> None:
+    # sglang ships AMD GPU kernels as *.co: ELF files for amdgcn, which no CPU loader runs
+    import zipfile
+
+    from mlwarden.deps.inspect.engine import inspect_target, native_kind
+
+    def elf(machine: int) -> bytes:
+        return b"\x7fELF\x02\x01\x01" + bytes(11) + machine.to_bytes(2, "little") + bytes(40)
+
+    assert native_kind(elf(224)) == "GPU ELF" and native_kind(elf(190)) == "GPU ELF"
+    assert native_kind(elf(62)) == "ELF"  # x86-64
+    for machine, expected in ((224, set()), (62, {"pkg-disguised-binary"})):
+        whl = tmp_path / f"k{machine}-1.0-py3-none-any.whl"
+        with zipfile.ZipFile(whl, "w") as zf:
+            zf.writestr("k/__init__.py", "")
+            zf.writestr("k/kernels/mla_gfx950.co", elf(machine))
+        got = {f.rule for f in inspect_target(whl).findings if f.verdict.value != "clean"}
+        assert got == expected

@@ -181,8 +181,17 @@ def native_kind(data: bytes) -> str | None:
                 off = int.from_bytes(data[0x3C:0x40], "little") if len(data) >= 0x40 else -1
                 if not 0 < off < len(data) - 4 or data[off:off + 4] != b"PE\0\0":
                     return None
+            if kind == "ELF" and len(data) >= 20:
+                # GPU code objects (AMD *.co/*.hsaco, NVIDIA cubins) are ELF files that no
+                # CPU runs: kernels shipped by ML libraries, not native executables
+                machine = data[18:20] if data[5:6] == b"\x01" else data[19:17:-1]
+                if int.from_bytes(machine, "little") in _GPU_MACHINES:
+                    return "GPU ELF"
             return kind
     return None
+
+
+_GPU_MACHINES = frozenset({190, 224})  # e_machine EM_CUDA, EM_AMDGPU
 
 
 def module_name(rel: str) -> tuple[str, bool] | None:
@@ -447,7 +456,10 @@ class _Inspection:
         for rel, kind in self.binaries[:200]:
             low = rel.lower()
             name = PurePosixPath(low).name
-            if low.endswith(_DATA_SUFFIXES):
+            if kind == "GPU ELF":
+                out.append(R.NATIVE_BINARY.finding(f"{rel}: bundled GPU code object",
+                                                   Location(member=rel)))
+            elif low.endswith(_DATA_SUFFIXES):
                 out.append(R.DISGUISED_BINARY.finding(
                     f"{rel} is a native {kind} binary named like data", Location(member=rel)))
             elif self.pure and kind != "PE":
