@@ -268,3 +268,21 @@ def test_still_caught_beside_the_calibration() -> None:
 def test_install_time_touch_and_msvc_probes_are_build_steps() -> None:
     src = "import subprocess\nfrom setuptools import setup\nsubprocess.run(['touch', 'configure.ac'])\nsubprocess.check_output('C:/VS (x86)/Installer/vswhere.exe -all')\nsetup()\n"
     assert package(src, setup=True) == set()
+
+
+def test_parse_restores_the_collector() -> None:
+    import gc
+
+    from mlwarden.behaviour.parse import no_gc, parse
+
+    assert gc.isenabled()
+    parse(b"x = 1\n", "x.py")
+    parse(b"def (\n", "bad.py")  # a syntax error too
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with no_gc():
+            pass
+        assert not gc.isenabled()  # a caller's own choice is kept
+    finally:
+        gc.enable()

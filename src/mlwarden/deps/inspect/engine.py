@@ -20,6 +20,7 @@ from typing import Any
 from mlwarden.behaviour import collect as c
 from mlwarden.behaviour import entry
 from mlwarden.behaviour import rules as BR
+from mlwarden.behaviour.parse import no_gc
 from mlwarden.behaviour.policy import PACKAGE, Root, judge
 from mlwarden.behaviour.program import Program, analyse_module
 from mlwarden.deps.inputs import tomllib
@@ -485,6 +486,12 @@ def _dict(value: Any) -> dict[str, Any]:
 
 def _analyse(label: str, fmt: str, members: Iterator[Member], strip_tests: bool,
              prefix: str = "") -> FileResult:
+    with no_gc():  # one package's trees live until it is judged (see behaviour.parse)
+        return _analyse_members(label, fmt, members, strip_tests, prefix)
+
+
+def _analyse_members(label: str, fmt: str, members: Iterator[Member], strip_tests: bool,
+                     prefix: str) -> FileResult:
     ins = _Inspection(strip_tests)
     ins._late_roots = []
     ins.init_files = set()
