@@ -91,11 +91,8 @@ def start_index(tmp: Path, upstream: str) -> tuple[subprocess.Popen[str], str, P
     store = tmp / f"store-{time.monotonic_ns()}"
     policy = tmp / "policy.toml"
     # Downloaded just now, so pypiserver's Last-Modified is fresh: no minimum age here.
-    # requests' import-time call into urllib3.contrib is reported as network access by the
-    # analyser (a known false positive, see docs/index.md): the default policy holds it for
-    # a reviewer; here the exception is written into the policy, the finding still recorded.
-    policy.write_text(f'[upstream]\nurl = "{upstream}"\n[releases]\nminimum-age = "0"\n'
-                      '[inspection.rules]\n"pkg-network@import" = "admit"\n')
+    # The default inspection policy: every file of these packages must be admitted as is.
+    policy.write_text(f'[upstream]\nurl = "{upstream}"\n[releases]\nminimum-age = "0"\n')
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLWARDEN_TEST")}
     env["MLWARDEN_LOG_KEY"] = str(tmp / "log-key.pem")
     env["MLWARDEN_LOG_CHECKPOINT"] = str(tmp / "checkpoint.json")

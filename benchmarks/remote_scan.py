@@ -108,6 +108,13 @@ print(json.dumps({"seconds": best, "meta": rep.meta, "verdict": rep.verdict.valu
 """
 
 
+def compile_sources(src: Path) -> None:
+    """Installed packages come byte-compiled; an editable checkout does not, and this
+    machine sets PYTHONDONTWRITEBYTECODE. Compile it so no run pays for compilation (the
+    remote path imports more of mlwarden than the local one, so it would pay more)."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(src)], check=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--shards", type=int, default=8)
@@ -145,9 +152,11 @@ def main() -> None:
                 time.sleep(0.1)
         env = env_for(root, url)
         total = sum(p.stat().st_size for p in ckpt.iterdir())
+        compile_sources(Path(__file__).resolve().parents[1] / "src")
         runs = [("local", str(ckpt), env), ("remote", f"hf://{REPO}", env)]
         if args.baseline is not None:
             base_env = {**env, "PYTHONPATH": str(args.baseline.resolve() / "src")}
+            compile_sources(args.baseline.resolve() / "src")
             runs.append(("baseline remote", f"hf://{REPO}", base_env))
         cli: dict[str, list[tuple[float, float]]] = {label: [] for label, _, _ in runs}
         meta: dict[str, object] = {}

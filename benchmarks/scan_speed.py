@@ -1,6 +1,7 @@
 """Scanner speed and memory against picklescan and ModelAudit, measured in the same run.
 
     python benchmarks/scan_speed.py            # full: 8 x 512 MiB checkpoint, 1,000 pickles
+                                               # (mixed, and dicts/lists/OrderedDicts only)
     python benchmarks/scan_speed.py --quick    # 8 x 32 MiB, 200 pickles (smoke run)
 
 Needs the `test` extra (torch==2.13.0). The peers are installed into their own virtual
@@ -29,16 +30,16 @@ ROOT = Path(__file__).resolve().parent.parent
 MiB = 1 << 20
 
 
-def ensure_env(work: Path) -> Path:
-    """One virtual environment holding mlwarden and both peers, so that every tool starts
+def ensure_env(work: Path, peers: tuple[str, ...] = ("picklescan", "modelaudit")) -> Path:
+    """One virtual environment holding mlwarden and the peers, so that every tool starts
     under the same interpreter and site-packages."""
     venv = work / "bench-env"
     bin_ = venv / "bin"
-    if not all((bin_ / t).exists() for t in ("picklescan", "modelaudit", "mlwarden")):
-        print("installing mlwarden, picklescan and modelaudit into", venv, flush=True)
+    if not all((bin_ / t).exists() for t in (*peers, "mlwarden")):
+        print(f"installing mlwarden, {', '.join(peers)} into", venv, flush=True)
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(bin_ / "pip"), "install", "-q", "-e", str(ROOT), "picklescan",
-                        "modelaudit"], check=True)
+        subprocess.run([str(bin_ / "pip"), "install", "-q", "-e", str(ROOT), *peers],
+                       check=True)
     # Installed packages come byte-compiled; the editable source does not. Compile it so
     # that no tool pays for compilation (this machine sets PYTHONDONTWRITEBYTECODE).
     subprocess.run([str(bin_ / "python"), "-m", "compileall", "-q", str(ROOT / "src")],
@@ -112,6 +113,29 @@ def build_small(path: Path, count: int) -> None:
         else:
             obj = [("layer", j, {"units": 32, "act": "relu"}) for j in range(20)]
             (path / f"cfg_{i:04d}.pkl").write_bytes(pickle.dumps(obj, protocol=i % 6))
+    marker.write_text(str(count))
+
+
+def build_plain(path: Path, count: int) -> None:
+    """Issue 11's new-user check: small protocol 1-5 pickles of dicts, lists and
+    OrderedDicts only (no numpy, no torch)."""
+    marker = path / ".complete"
+    if marker.exists() and marker.read_text() == str(count):
+        return
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    from collections import OrderedDict
+
+    rng = random.Random(4321)
+    for i in range(count):
+        kind = i % 3
+        if kind == 0:
+            obj: object = {f"k{j}": rng.random() for j in range(24)}
+        elif kind == 1:
+            obj = [[rng.randrange(1000), f"s{j}", rng.random()] for j in range(16)]
+        else:
+            obj = OrderedDict((f"layer{j}", {"units": 32, "w": [0.5] * 4}) for j in range(12))
+        (path / f"obj_{i:04d}.pkl").write_bytes(pickle.dumps(obj, protocol=1 + i % 5))
     marker.write_text(str(count))
 
 
@@ -196,6 +220,8 @@ def main() -> int:
     ap.add_argument("--modelaudit-timeout", type=float, default=900.0)
     ap.add_argument("--modelaudit-sample", type=int, default=20,
                     help="small pickles given to ModelAudit (it takes seconds per file)")
+    ap.add_argument("--no-modelaudit", action="store_true",
+                    help="measure mlwarden and picklescan only (ModelAudit takes minutes)")
     ap.add_argument("--build-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
 
@@ -205,6 +231,7 @@ def main() -> int:
     sharded = work / f"sharded-8x{shard_mib}"
     tiny = work / "sharded-8x1"
     small = work / f"small-{count}"
+    plain = work / f"plain-{count}"
     sample = work / f"small-sample-{args.modelaudit_sample}"
     formats = work / f"formats-{fmt_mib}"
     if args.build_only:
@@ -212,6 +239,7 @@ def main() -> int:
         build_sharded(sharded, 8, shard_mib)
         build_sharded(tiny, 8, 1)
         build_small(small, count)
+        build_plain(plain, count)
         if not sample.exists():
             sample.mkdir()
             for p in sorted(small.glob("*"))[: args.modelaudit_sample]:
@@ -224,15 +252,17 @@ def main() -> int:
     subprocess.run([sys.executable, __file__, "--build-only", "--work", str(work),
                     "--modelaudit-sample", str(args.modelaudit_sample),
                     *(["--quick"] if args.quick else [])], check=True)
-    peers = ensure_env(work)
+    peers = ensure_env(work, ("picklescan",) if args.no_modelaudit
+                       else ("picklescan", "modelaudit"))
 
     mlw = [str(peers / "mlwarden"), "scan"]
     ps = [str(peers / "picklescan"), "-p"]
     ma_env = {**os.environ, "PROMPTFOO_DISABLE_TELEMETRY": "1", "NO_COLOR": "1"}
     ma = [str(peers / "modelaudit"), "scan", "--no-cache", "-q", "-f", "json"]
     print(f"{version([str(peers / 'mlwarden'), '--version'])}; "
-          f"picklescan {_pip_version(peers, 'picklescan')}; "
-          f"modelaudit {version([str(peers / 'modelaudit'), '--version'])}", flush=True)
+          f"picklescan {_pip_version(peers, 'picklescan')}; modelaudit "
+          f"{'-' if args.no_modelaudit else version([str(peers / 'modelaudit'), '--version'])}",
+          flush=True)
 
     rows: list[tuple[str, str, float | None, float | None, int]] = []
 
@@ -248,15 +278,20 @@ def main() -> int:
     lbl = f"sharded checkpoint 8x{shard_mib} MiB"
     m1 = run(lbl, "mlwarden", [*mlw, str(sharded)])
     p1 = run(lbl, "picklescan", [*ps, str(sharded)])
-    a1 = run(lbl, "modelaudit", [*ma, str(sharded)], args.modelaudit_timeout, ma_env, 1)
+    a1 = None if args.no_modelaudit else run(lbl, "modelaudit", [*ma, str(sharded)],
+                                             args.modelaudit_timeout, ma_env, 1)
     m1t = run("sharded checkpoint 8x1 MiB", "mlwarden", [*mlw, str(tiny)])
     lbl = f"{count} small pickles"
     m2 = run(lbl, "mlwarden", [*mlw, str(small)])
     p2 = run(lbl, "picklescan", [*ps, str(small)])
+    lbl_p = f"{count} dict/list/OrderedDict pickles"
+    m4 = run(lbl_p, "mlwarden", [*mlw, str(plain)])
+    p4 = run(lbl_p, "picklescan", [*ps, str(plain)])
     lbl_s = f"{args.modelaudit_sample} small pickles"
     m3 = run(lbl_s, "mlwarden", [*mlw, str(sample)])
     p3 = run(lbl_s, "picklescan", [*ps, str(sample)])
-    a3 = run(lbl_s, "modelaudit", [*ma, str(sample)], args.modelaudit_timeout, ma_env, 1)
+    a3 = None if args.no_modelaudit else run(lbl_s, "modelaudit", [*ma, str(sample)],
+                                             args.modelaudit_timeout, ma_env, 1)
     fm: dict[str, dict[str, float | None]] = {}
     for kind in ("safetensors", "gguf", "onnx"):
         for size in ("small", "large"):
@@ -268,6 +303,8 @@ def main() -> int:
     print(f"  sharded checkpoint: mlwarden/picklescan {ratio(m1, p1)} (target <= 1.50x); "
           f"mlwarden/modelaudit {ratio(m1, a1)}")
     print(f"  {count} small pickles: mlwarden/picklescan {ratio(m2, p2)} (target <= 1.00x)")
+    print(f"  {count} dict/list/OrderedDict pickles (protocols 1-5, default table): "
+          f"mlwarden/picklescan {ratio(m4, p4)} (target <= 1.00x)")
     print(f"  {args.modelaudit_sample} small pickles: mlwarden/picklescan {ratio(m3, p3)}; "
           f"mlwarden/modelaudit {ratio(m3, a3)}")
     big = peak[(f"sharded checkpoint 8x{shard_mib} MiB", "mlwarden")]

@@ -270,12 +270,26 @@ def loader_files(tree: Path) -> list[Path]:
 # ----------------------------------------------------------------- scanning
 
 
-def scan(files: list[Path], workers: int) -> list[tuple[str, str, str, list[str]]]:
+def source_roots(extracted: list[Path]) -> tuple[str, ...]:
+    """Where the package's own modules are in its extracted archives (wheel root, sdist
+    root, ``src/`` layout): given as ``--source-path``, as if the library were installed.
+    The library's loader needs it installed to load these files anyway."""
+    roots: list[str] = []
+    for top in extracted:
+        cands = [top, *(c for c in sorted(top.iterdir()) if c.is_dir())]
+        cands += [c / "src" for c in cands[1:]]
+        roots += [str(c) for c in cands if c.is_dir() and any(
+            (d / "__init__.py").is_file() for d in c.iterdir() if d.is_dir())]
+    return tuple(dict.fromkeys(roots))
+
+
+def scan(files: list[Path], workers: int, sources: tuple[str, ...] = ()
+         ) -> list[tuple[str, str, str, list[str]]]:
     """(path, verdict, format, causes) for each file, scanned as a top-level file."""
     sys.path.insert(0, str(ROOT / "src"))
     from mlwarden.scan.engine import ScanOptions, scan_paths
-
-    report = scan_paths([str(f) for f in files], ScanOptions(workers=workers, hash="never"))
+    report = scan_paths([str(f) for f in files], ScanOptions(workers=workers, hash="never",
+                                                            source_paths=sources))
     by_parent: dict[str, list[object]] = defaultdict(list)
     for r in report.files:
         if r.parent is not None:
@@ -328,6 +342,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="verdicts whose sample paths are printed")
     ap.add_argument("--limit", type=int, default=3, help="sample paths per cause")
     ap.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    ap.add_argument("--no-own-source", action="store_true",
+                    help="do not give the package's own modules as --source-path (as if "
+                    "the library were not installed)")
     args = ap.parse_args(argv)
 
     packages = read_packages(args.packages)
@@ -344,10 +361,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{pkg.label}: {', '.join(a.name for a in archives) or 'nothing'}")
             continue
         files: list[Path] = []
-        for a in archives:
-            files.extend(loader_files(extract(a, args.cache / "extracted")))
+        tops = [extract(a, args.cache / "extracted") for a in archives]
+        for top in tops:
+            files.extend(loader_files(top))
+        sources = () if args.no_own_source else source_roots(tops)
         t = per_package.setdefault(pkg.label, Tally())
-        for path, verdict, fmt, causes in scan(files, args.workers) if files else []:
+        for path, verdict, fmt, causes in scan(files, args.workers, sources) if files else []:
             rel = os.path.relpath(path, args.cache / "extracted")
             for tally in (t, tallies["held-out" if pkg.held_out else "tuned"], tallies["all"]):
                 tally.add(verdict, fmt, causes, rel)

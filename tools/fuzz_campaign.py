@@ -223,7 +223,9 @@ def _supervise(args: argparse.Namespace) -> int:
             if new_times else "none"
         summary = {"files": done, "executed_payloads": ran, "divergences": divs,
                    "distinct": len(failures), "minutes": round(elapsed / 60, 1),
-                   "last_new_divergence": last}
+                   "last_new_divergence": last,
+                   "new_divergence_minutes": [round((t - started) / 60, 1)
+                                              for t in new_times]}
         (out / "summary.json").write_text(json.dumps(summary, indent=1))
         print(f"differential: {ran} of {done} files ran a payload under a real loader; "
               f"{divs} divergences ({len(failures)} distinct); last new divergence: {last}")
@@ -290,10 +292,12 @@ class _Worker:
                     self.divergences += 1
                     if msg.get("new"):
                         self.new_at.append(time.monotonic())
-                        print(f"worker {self.number}: new divergence at input {msg['i']}",
-                              flush=True)
+                        stamp = time.strftime("%H:%M:%S", time.gmtime())
+                        print(f"{stamp}Z worker {self.number}: new divergence at input "
+                              f"{msg['i']}", flush=True)
                 if self.count % 500 == 0:
-                    print(f"worker {self.number}: {self.count} inputs", flush=True)
+                    stamp = time.strftime("%H:%M:%S", time.gmtime())
+                    print(f"{stamp}Z worker {self.number}: {self.count} inputs", flush=True)
         if self.proc.poll() is not None:
             return "EXIT"
         if time.monotonic() - self.beat > hard_timeout:

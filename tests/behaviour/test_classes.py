@@ -166,6 +166,23 @@ CALIBRATION = [
 ]
 
 
+IMPORT_CALIBRATION = [
+    # urllib3.util.connection: probing IPv6 support binds a socket and closes it
+    "import socket\ndef _has_ipv6(host):\n    sock = socket.socket(socket.AF_INET6)\n"
+    "    sock.bind((host, 0))\n    sock.close()\nHAS_IPV6 = _has_ipv6('::1')\n",
+]
+
+
+@pytest.mark.parametrize("src", IMPORT_CALIBRATION)
+def test_ordinary_import_time_code_is_not_an_alarm(src: str) -> None:
+    assert package(src) == set()
+
+
+def test_a_listening_socket_at_import_is_still_network() -> None:
+    src = "import socket\ns = socket.socket()\ns.bind(('0.0.0.0', 4444))\ns.listen(1)\n"
+    assert ("code-import-network", 4) in package(src)
+
+
 @pytest.mark.parametrize("src", CALIBRATION)
 def test_ordinary_build_steps_are_not_alarms(src: str) -> None:
     assert package(src, setup=True) == set()

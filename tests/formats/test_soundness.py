@@ -487,3 +487,51 @@ def test_numpy_and_scipy_shipped_data_files() -> None:
 def _tolerated(p: Path) -> bool:
     """Files of formats without a recognisable structure (documented as unscannable)."""
     return p.suffix in (".dat", ".ani") or "fortran" in p.name
+
+
+def _nifti1(dims: tuple[int, ...], magic: bytes = b"n+1\x00", e: str = "<",
+            extension: bytes = b"") -> bytes:
+    """A NIfTI-1 header as the standard lays it out (nibabel reads exactly these fields),
+    voxels of int16 after vox_offset."""
+    hdr = bytearray(348)
+    struct.pack_into(e + "i", hdr, 0, 348)
+    struct.pack_into(e + "8h", hdr, 40, len(dims), *dims, *[1] * (7 - len(dims)))
+    struct.pack_into(e + "hh", hdr, 70, 4, 16)  # datatype int16, bitpix
+    ext = (b"\x01\x00\x00\x00" + extension) if extension else b"\x00" * 4
+    struct.pack_into(e + "f", hdr, 108, 348 + len(ext))
+    hdr[344:348] = magic
+    voxels = int(np.prod(dims)) * 2
+    return bytes(hdr) + ext + (bytes(voxels) if magic == b"n+1\x00" else b"")
+
+
+def _trk(lengths: list[int]) -> bytes:
+    hdr = bytearray(1000)
+    hdr[:6] = b"TRACK\x00"
+    struct.pack_into("<i", hdr, 988, len(lengths))
+    struct.pack_into("<i", hdr, 996, 1000)
+    return bytes(hdr) + b"".join(struct.pack("<i", n) + bytes(12 * n) for n in lengths)
+
+
+def test_neuroimaging_formats_are_identified_by_content() -> None:
+    """What nibabel ships and reads: NIfTI-1/2 and Analyze headers, TrackVis and MRtrix
+    streamlines, Siemens CSA headers. Whole files are walked; a file that does not follow
+    its format stays unscannable."""
+    ext = struct.pack("<ii", 16, 6) + b"comment\x00"  # esize, ecode, data
+    analyze = _nifti1((2, 2), magic=bytes(4))[:348]  # Analyze 7.5: no magic
+    for data in (_nifti1((4, 5, 6)), _nifti1((4, 5, 6), e=">"), analyze,
+                 _nifti1((3, 3), extension=ext), _nifti1((4, 5, 6), magic=b"ni1\x00")):
+        assert _verdict(data, "brain.bin")[:2] == ("nifti", "clean")
+    assert _verdict(_nifti1((4, 5, 6))[:-1], "brain.nii")[1] == "unscannable"
+    assert _verdict(_nifti1((4, 5, 6)) + PAYLOAD, "brain.nii")[1] != "clean"
+    assert _verdict(_trk([3, 0, 5]), "x")[:2] == ("trackvis", "clean")
+    assert _verdict(_trk([3, 0, 5])[:-4], "x")[1] == "unscannable"
+    tck = b"mrtrix tracks\ncount: 1\ndatatype: Float32LE\nfile: . 67\nEND\n"
+    tck = tck.ljust(67, b"\x00") + np.array([0, 1, 2, np.nan, np.nan, np.nan, np.inf, np.inf,
+                                              np.inf], "<f4").tobytes()
+    assert _verdict(tck, "t")[:2] == ("mrtrix-tck", "clean")
+    assert _verdict(tck[:-2], "t")[1] == "unscannable"
+    item = struct.pack("<4i", 3, 3, 77, 3) + b"ab\x00\x00"
+    tag = b"Name".ljust(64, b"\x00") + struct.pack("<i4s3i", 1, b"LO\x00\x00", 19, 1, 77)
+    csa = b"SV10\x04\x03\x02\x01" + struct.pack("<II", 1, 77) + tag + item
+    assert _verdict(csa, "csa.bin")[:2] == ("siemens-csa", "clean")
+    assert _verdict(csa + b"junk", "csa.bin")[1] == "unscannable"

@@ -229,3 +229,21 @@ def test_python2_protocol0_with_escaped_non_ascii(tmp_path: Path) -> None:
         report = scan_paths([str(tmp_path / name)], ScanOptions(workers=1, hash="never"))
         assert report.files[0].format == "pickle"
         assert report.verdict.value == expected
+
+
+def test_a_scan_without_policy_does_not_inherit_the_previous_scans(tmp_path: Path) -> None:
+    from mlwarden.scan.engine import ScanOptions, scan_paths
+
+    lib = tmp_path / "lib"
+    (lib / "acmelib").mkdir(parents=True)
+    (lib / "acmelib" / "__init__.py").write_text("class Plain:\n    pass\n")
+    model = tmp_path / "model.pkl"
+    model.write_bytes(_newobj("acmelib", "Plain"))
+    try:
+        with_lib = scan_paths([str(model)], ScanOptions(hash="never",
+                                                        source_paths=(str(lib),)))
+        assert with_lib.files[0].verdict is Verdict.CLEAN
+        again = scan_paths([str(model)], ScanOptions(hash="never"))
+        assert again.files[0].verdict is Verdict.SUSPICIOUS
+    finally:
+        policy.configure(policy.KnowledgePolicy())

@@ -464,3 +464,33 @@ def test_small_file_whose_bytes_differ_from_the_tree_oid(tmp_path: Path,
     assert r.verdict is Verdict.UNSCANNABLE
     assert [f.rule for f in r.findings if f.rule == "remote-hash-mismatch"], r.findings
     assert any("the tree's oid says" in f.message for f in r.findings)
+
+
+def test_range_reads_reuse_connections(tmp_path: Path, registry: Any,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A range read leaves its connection in the pool: once warm, a whole scan (metadata
+    and every range read) opens no new connection. Closing it after each read would cost
+    a TCP and a TLS handshake per read against the Hub."""
+    import socket
+
+    store, start = registry
+    m = tmp_path / "model"
+    m.mkdir()
+    for i in range(3):
+        _big_safetensors(m / f"model-{i}.safetensors", 2)
+    (m / "config.json").write_text('{"model_type": "bert"}')
+    publish(store, m, "acme/pooled")
+    live = start()
+    options = ScanOptions(workers=1)  # one request at a time: one pooled connection
+    scan_tree(open_remote("hf://acme/pooled", live.url), options)
+    connects: list[object] = []
+    real = socket.socket.connect
+
+    def counting(self: socket.socket, address: Any) -> None:
+        connects.append(address)
+        real(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", counting)
+    done = scan_tree(open_remote("hf://acme/pooled", live.url), options)
+    assert done.requests >= 4 and all(r.verdict == Verdict.CLEAN for r in done.results)
+    assert connects == []

@@ -20,8 +20,8 @@ SOCKET_NETWORK = (
     "socket.gethostbyname", "socket.gethostbyname_ex", "socket.gethostbyaddr",
     "socket.getfqdn", "socket.socket().connect", "socket.socket().connect_ex",
     "socket.socket().send", "socket.socket().sendall", "socket.socket().sendto",
-    "socket.socket().listen",
-)  # not bind alone: urllib3 binds ::1 at import to probe IPv6; a listener needs listen
+    "socket.socket().listen",  # bind() alone is a local probe (urllib3's IPv6 check)
+)
 DNS_LOOKUPS = ("socket.gethostbyname", "socket.gethostbyname_ex", "socket.getaddrinfo",
                "dns.resolver.resolve", "dns.resolver.query")
 # Hub uploads are an exfiltration channel that needs no raw socket.

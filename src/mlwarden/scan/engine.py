@@ -304,11 +304,9 @@ def scan_paths(
     gets a verdict."""
     options = options or ScanOptions()
     started = time.perf_counter()
-    if options.allow_classes or options.source_paths:
-        from mlwarden.scan.knowledge import policy
+    from mlwarden.scan.knowledge import policy
 
-        policy.configure(policy.KnowledgePolicy(options.allow_classes,
-                                                options.source_paths))
+    policy.use(options.allow_classes, options.source_paths)
     if any(p.startswith(REMOTE_SCHEMES) for p in paths):
         # Imported only for remote arguments: local scans never load the remote stack.
         from mlwarden.scan.sources.scanning import scan_mixed

@@ -98,8 +98,48 @@ def _mp3(head: bytes, size: int) -> tuple[str, str] | None:
     return None
 
 
+# Neuroimaging (what nibabel reads): NIfTI-1/2 and Analyze 7.5 headers, TrackVis and
+# MRtrix streamlines, Siemens CSA headers, ECAT 7 PET images.
+_NIFTI1_MAGICS = (b"n+1\x00", b"ni1\x00")
+_NIFTI2_MAGICS = (b"n+2\x00\r\n\x1a\n", b"ni2\x00\r\n\x1a\n")
+_TCK_MAGIC = b"mrtrix tracks\n"
+_CSA2_MAGIC = b"SV10\x04\x03\x02\x01"
+
+
+def _nifti_endian(head: bytes) -> tuple[str, int] | None:
+    """(byte order, header size) when the first int32 is NIfTI-1/Analyze's 348 or
+    NIfTI-2's 540."""
+    for e in ("<", ">"):
+        if len(head) >= 4:
+            (n,) = struct.unpack_from(e + "i", head, 0)
+            if n in (348, 540):
+                return e, n
+    return None
+
+
+def _neuro(head: bytes, size: int) -> tuple[str, str] | None:
+    found = _nifti_endian(head)
+    if found is not None and size >= found[1] and len(head) >= 352:
+        n = found[1]
+        if n == 540 and head[4:12] in _NIFTI2_MAGICS:
+            return "nifti", "NIfTI-2 image"
+        if n == 348 and head[344:348] in _NIFTI1_MAGICS:
+            return "nifti", "NIfTI-1 image"
+    elif found is not None and found[1] == 348 and size == 348:
+        (ndim,) = struct.unpack_from(found[0] + "h", head, 40)
+        if 1 <= ndim <= 7:
+            return "nifti", "Analyze 7.5 header"
+    if head[:6] == b"TRACK\x00" and len(head) >= 1000:
+        return "trackvis", "TrackVis streamlines"
+    if head.startswith(_TCK_MAGIC):
+        return "mrtrix-tck", "MRtrix streamlines"
+    if head.startswith(_CSA2_MAGIC):
+        return "siemens-csa", "Siemens CSA header"
+    return None
+
+
 _HEAD_RECOGNISERS: list[Callable[[bytes, int], tuple[str, str] | None]] = [
-    _riff, _matlab5, _idl, _netcdf, _fasttext, _ggml, _mp3,
+    _riff, _matlab5, _idl, _netcdf, _fasttext, _ggml, _mp3, _neuro,
     _simple(b"DICM", "dicom", "DICOM medical image", 128),
     _simple(b"SIMPLE  =", "fits", "FITS astronomical data"),
     _simple(b"II*\x00", "image", "TIFF image"), _simple(b"MM\x00*", "image", "TIFF image"),
@@ -111,12 +151,14 @@ _HEAD_RECOGNISERS: list[Callable[[bytes, int], tuple[str, str] | None]] = [
     _simple(b"lCRF", "crfsuite", "CRFsuite model"),
     _simple(b"acsp", "icc-profile", "ICC colour profile", 36),
     _simple(b"<stata_dta>", "stata", "Stata dataset"),
+    _simple(b"MATRIX7", "ecat", "ECAT 7 PET image"),
 ]
 
 INERT_FORMATS = frozenset({
     "riff", "matlab", "matlab-v4", "idl-sav", "netcdf", "fasttext", "ggml", "word2vec",
     "paddle-params", "dicom", "fits", "audio", "sqlite", "parquet", "arrow", "ole2",
     "crfsuite", "icc-profile", "stata", "fortran-unformatted", "leveldb-table",
+    "nifti", "trackvis", "mrtrix-tck", "siemens-csa", "ecat",
 })
 
 
@@ -470,8 +512,143 @@ def _mp_skip(r: _Reader, pos: int, count: list[int]) -> int:
     return pos
 
 
+def _nifti(r: _Reader) -> str:
+    """Header, the extension area up to ``vox_offset``, then exactly the voxels (one-file
+    NIfTI); a header file (``.hdr``) is the header plus optional extensions."""
+    head = r.read(0, min(r.size, 560))
+    found = _nifti_endian(head)
+    if found is None:
+        raise _NotIt("no NIfTI/Analyze header size")
+    e, hsize = found
+    if hsize == 348:
+        dims = struct.unpack_from(e + "8h", head, 40)
+        (bitpix,) = struct.unpack_from(e + "h", head, 72)
+        (vox,) = struct.unpack_from(e + "f", head, 108)
+        single = head[344:348] == b"n+1\x00"
+    else:
+        dims = struct.unpack_from(e + "8q", head, 16)
+        (bitpix,) = struct.unpack_from(e + "h", head, 14)
+        (vox,) = struct.unpack_from(e + "q", head, 168)
+        single = head[4:8] == b"n+2\x00"
+    ndim = dims[0]
+    if not 1 <= ndim <= 7 or any(d < 0 for d in dims[1:ndim + 1]) or bitpix <= 0 \
+            or bitpix % 8:
+        raise _NotIt("implausible dimensions or bits per voxel")
+    if not single:
+        end = _nifti_extensions(r, hsize, r.size, e) if r.size > hsize else hsize
+        if end != r.size:
+            raise _NotIt(f"{r.size - end} bytes after the header")
+        return f"NIfTI/Analyze header ({ndim}-D)"
+    voxels = 1
+    for d in dims[1:ndim + 1]:
+        voxels *= d
+    start = int(vox)
+    if start != vox or start < hsize + 4 or start > r.size:
+        raise _NotIt(f"voxel offset {vox} outside the file")
+    if _nifti_extensions(r, hsize, start, e) != start:
+        raise _NotIt("extensions do not end at the voxel offset")
+    if start + voxels * bitpix // 8 != r.size:
+        raise _NotIt("voxel data does not fill the file exactly")
+    return f"NIfTI image ({ndim}-D, {voxels} voxels)"
+
+
+def _nifti_extensions(r: _Reader, hsize: int, end: int, e: str) -> int:
+    """Where the extension chain (after the 4-byte extender) ends; padding is allowed
+    when the extender says there are none."""
+    if end < hsize + 4:
+        raise _NotIt("no room for the extender")
+    if r.read(hsize, 1) == b"\x00":
+        return end  # no extensions: the rest up to vox_offset is padding
+    pos, count = hsize + 4, 0
+    while pos < end:
+        esize, _ecode = struct.unpack(e + "ii", r.read(pos, 8))
+        if esize < 8 or pos + esize > end:
+            raise _NotIt(f"extension at offset {pos} has size {esize}")
+        pos += esize
+        count += 1
+        if count > MAX_GUESSED:
+            raise _NotIt("too many extensions")
+    return pos
+
+
+def _trackvis(r: _Reader) -> str:
+    """1000-byte header, then per streamline: int32 point count, the points (3 + scalars
+    float32 each), the properties (float32)."""
+    head = r.read(0, 1000)
+    for e in ("<", ">"):
+        if struct.unpack_from(e + "i", head, 996)[0] == 1000:
+            break
+    else:
+        raise _NotIt("header size is not 1000")
+    (scalars,) = struct.unpack_from(e + "h", head, 36)
+    (props,) = struct.unpack_from(e + "h", head, 238)
+    if scalars < 0 or props < 0:
+        raise _NotIt("negative scalar or property count")
+    pos, count = 1000, 0
+    while pos < r.size:
+        (points,) = struct.unpack(e + "i", r.read(pos, 4))
+        if points < 0:
+            raise _NotIt(f"negative point count at offset {pos}")
+        pos += 4 + 4 * (points * (3 + scalars) + props)
+        if pos > r.size:
+            raise _NotIt("streamline runs past the end")
+        count += 1
+        if count > MAX_RECORDS:
+            raise _NotIt("too many streamlines")
+    return f"TrackVis streamlines ({count})"
+
+
+_TCK_TYPES = {b"Float32LE": 4, b"Float32BE": 4, b"Float64LE": 8, b"Float64BE": 8}
+
+
+def _tck(r: _Reader) -> str:
+    """A text header ending in ``END``, whose ``file: . OFFSET`` says where the point
+    triplets start; the rest is whole triplets of the declared float type."""
+    head = r.read(0, min(r.size, 1 << 16))
+    end = head.find(b"\nEND\n")
+    if end < 0:
+        raise _NotIt("header has no END line")
+    text = head[:end]
+    if not text.isascii() or any(c < 0x20 and c not in b"\t\r\n" for c in text):
+        raise _NotIt("header is not text")
+    fields = dict(line.split(b":", 1) for line in text.split(b"\n")[1:] if b":" in line)
+    size = _TCK_TYPES.get(fields.get(b"datatype", b"").strip())
+    where = fields.get(b"file", b"").split()
+    if size is None or len(where) != 2 or where[0] != b"." or not where[1].isdigit():
+        raise _NotIt("no datatype or data offset")
+    offset = int(where[1])
+    if offset < end + 5 or offset > r.size or (r.size - offset) % (3 * size):
+        raise _NotIt("data is not whole point triplets from the declared offset")
+    return f"MRtrix streamlines ({(r.size - offset) // (3 * size)} points)"
+
+
+def _csa2(r: _Reader) -> str:
+    """Siemens CSA2: magic, tag count, then tags (84 bytes) with their items (16 bytes
+    and the value padded to 4 bytes), as nibabel.nicom.csareader reads them."""
+    ntags, _unused = struct.unpack("<II", r.read(8, 8))
+    if not 0 < ntags <= 1000:
+        raise _NotIt(f"{ntags} tags")
+    pos = 16
+    for _ in range(ntags):
+        nitems = struct.unpack_from("<i", r.read(pos, 84), 76)[0]
+        if not 0 <= nitems <= 1000:
+            raise _NotIt(f"{nitems} items at offset {pos}")
+        pos += 84
+        for _ in range(nitems):
+            length = struct.unpack("<4i", r.read(pos, 16))[1]
+            if length < 0:
+                raise _NotIt(f"negative item length at offset {pos}")
+            pos += 16 + length + (-length) % 4
+            if pos > r.size:
+                raise _NotIt("item runs past the end")
+    if r.read(pos, r.size - pos).strip(b"\x00"):
+        raise _NotIt(f"{r.size - pos} bytes after the last tag")
+    return f"Siemens CSA header ({ntags} tags)"
+
+
 _WALKERS: dict[str, Callable[[_Reader], str]] = {
     "matlab": _mat5, "matlab-v4": _mat4, "idl-sav": _idl_walk, "paddle-params": _paddle,
     "word2vec": _word2vec, "msgpack": _msgpack, "fortran-unformatted": _fortran,
+    "nifti": _nifti, "trackvis": _trackvis, "mrtrix-tck": _tck, "siemens-csa": _csa2,
 }
 WALKED = frozenset(_WALKERS)

@@ -49,6 +49,19 @@ def configure(policy: KnowledgePolicy) -> None:
     _apply(_current)
 
 
+def use(allow_classes: frozenset[str], source_roots: tuple[str, ...]) -> None:
+    """The policy of one scan: these entries plus the environment's. A scan without
+    entries goes back to the environment's policy instead of keeping an earlier scan's."""
+    wanted = KnowledgePolicy(allow_classes, source_roots)
+    if _current is None and not allow_classes and not source_roots:
+        return  # current() will read the environment on first use
+    env = from_environment()
+    merged = KnowledgePolicy(allow_classes | env.allow_classes,
+                             source_roots + env.source_roots, wanted.installed_sources)
+    if merged != _current:
+        configure(wanted)
+
+
 def _apply(policy: KnowledgePolicy) -> None:
     from mlwarden.scan.knowledge import sources
     from mlwarden.scan.knowledge.lookup import danger_of, lookup

@@ -110,7 +110,8 @@ def scan_pickle(data: bytes | bytearray | memoryview, ctx: ScanContext, *,
         _nested(m, ctx, member, report, detail, _depth)
         if error is not None:
             _report_break(m, error, report, detail)
-            _sweep(buf, m.op_pos, ctx, report, detail, names)
+            if not (index == first_index and _certain_first_break(buf, start, m, error)):
+                _sweep(buf, m.op_pos, ctx, report, detail, names)
             broken = True
             truncated = error.anomaly == "truncated"
             break
@@ -142,6 +143,19 @@ def _report_break(m: Machine, error: Break, report: _Reporter, detail: str) -> N
     report(R.BROKEN_STREAM, "break", f"stream breaks at offset {m.op_pos}: {error}"
            f" (a loader raises here after executing what came before{seen})", m.op_pos,
            detail)
+
+
+def _certain_first_break(buf: bytes, start: int, m: Machine, error: Break) -> bool:
+    """The very first opcode takes no argument and needs a stack or MARK it does not have
+    (a word list starting ``a``/``the``: APPEND, TUPLE). Nothing was parsed before it, so
+    no modelling error can be behind the break: every unpickler raises there, and sweeping
+    the rest would read text as imports."""
+    import pickletools
+
+    if m.op_pos != start or error.anomaly != "stack" or start >= len(buf):
+        return False
+    code = chr(buf[start])
+    return any(op.code == code and op.arg is None for op in pickletools.opcodes)
 
 
 def _sweep(buf: bytes, at: int, ctx: ScanContext, report: _Reporter, detail: str,

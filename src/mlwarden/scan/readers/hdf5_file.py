@@ -29,6 +29,7 @@ from mlwarden.report.rules import RULES, rule
 from mlwarden.scan.context import MiB, ScanContext
 from mlwarden.scan.formats.keras import analyze_keras_config_bytes
 from mlwarden.scan.source import Source
+from mlwarden.util.forkguard import GUARD
 
 MAX_LINKS = 200_000
 CHILD_TIMEOUT = 20.0  # seconds of wall-clock time for parsing one file
@@ -201,7 +202,8 @@ def _parse_sandboxed(source: Source, ctx: ScanContext) -> _Parsed | None:
 
     max_answer = 2 * ctx.limits.max_text_bytes + MiB
     rfd, wfd = os.pipe()
-    pid = os.fork()
+    with GUARD.fork():  # not while a remote-scan thread is inside an HTTP request
+        pid = os.fork()
     if pid == 0:  # child: never returns
         os.close(rfd)
         _child(source, ctx.limits.max_text_bytes, wfd)

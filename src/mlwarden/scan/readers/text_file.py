@@ -114,6 +114,10 @@ def embedded_templates(data: bytes, ctx: ScanContext, name: str) -> None:
     any text (``*.j2``, ``*.template``, a YAML or JSON value), not only in files that
     loaders read as chat templates. JSON and YAML are parsed so that escaped values
     (``"\\u005f\\u005fclass..."``) are seen decoded."""
+    if b"\\" not in data and b"{{" not in data and b"{%" not in data:
+        # No template opener, raw or escaped (UTF-8 decodes only the byte 0x7b to '{';
+        # JSON/YAML escapes need a backslash): nothing to find, and Jinja stays unimported.
+        return
     try:
         from mlwarden.scan.templates import TemplateBudget, analyze_embedded, analyze_values
     except ImportError:

@@ -29,6 +29,7 @@ from mlwarden.scan.sources.ranges import (
     RemoteBlob,
     RemoteReadError,
 )
+from mlwarden.util.forkguard import GUARD
 
 HEX40 = re.compile(r"[0-9a-f]{40}")
 HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -129,6 +130,12 @@ def _origin(url: str) -> tuple[str, str | None, int | None]:
 def _request(session: Any, url: str, headers: dict[str, str],
              want: int) -> tuple[int, dict[str, str], bytes]:
     """GET without following redirects; read at most ``want`` bytes of the body."""
+    with GUARD.network():
+        return _request_unguarded(session, url, headers, want)
+
+
+def _request_unguarded(session: Any, url: str, headers: dict[str, str],
+                       want: int) -> tuple[int, dict[str, str], bytes]:
     if hasattr(session, "stream"):  # httpx-style client (huggingface_hub >= 1.0)
         with session.stream("GET", url, headers=headers, follow_redirects=False) as r:
             hdrs = {k.lower(): v for k, v in r.headers.items()}
@@ -145,10 +152,13 @@ def _request(session: Any, url: str, headers: dict[str, str],
 
 
 def _read_at_most(chunks: Any, want: int) -> bytes:
+    """Stop only once the body is longer than asked for (a server ignoring Range): a
+    body of exactly ``want`` bytes is read to its end, so the connection goes back to the
+    pool instead of being closed (a new TCP and TLS handshake for every range read)."""
     buf = bytearray()
     for chunk in chunks:
         buf += chunk
-        if len(buf) >= want:
+        if len(buf) > want:
             break
     return bytes(buf[:want]) if len(buf) > want else bytes(buf)
 
@@ -199,7 +209,8 @@ def _get_json(url: str, headers: dict[str, str], params: dict[str, str]) -> Any:
         hf_raise_for_status,
     )
 
-    r = get_session().get(url, headers=headers, params=params)
+    with GUARD.network():
+        r = get_session().get(url, headers=headers, params=params)
     hf_raise_for_status(r)
     return r.json()
 
@@ -230,11 +241,12 @@ def _list_tree(arg: str, endpoint: str, repo_type: str, repo_id: str, commit: st
 
     def listing() -> list[Any]:
         out = []
-        for e in api.list_repo_tree(repo_id, revision=commit, recursive=True,
-                                    repo_type=repo_type):
-            out.append(e)
-            if len(out) > MAX_FILES:
-                raise RemoteInputError(f"{arg}: more than {MAX_FILES} files")
+        with GUARD.network():
+            for e in api.list_repo_tree(repo_id, revision=commit, recursive=True,
+                                        repo_type=repo_type):
+                out.append(e)
+                if len(out) > MAX_FILES:
+                    raise RemoteInputError(f"{arg}: more than {MAX_FILES} files")
         return out
 
     try:

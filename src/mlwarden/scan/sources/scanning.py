@@ -8,6 +8,7 @@ checks then run over the tree like they do over a local directory.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import time
@@ -150,17 +151,20 @@ def scan_tree(tree: RemoteTree, options: ScanOptions | None = None, *,
     def one(f: RemoteFile) -> tuple[RemoteFile, list[FileResult]]:
         return f, _scan_file(tree, f, options)
 
-    if todo:
-        with ThreadPoolExecutor(max_workers=max(1, min(n, len(todo))),
-                                thread_name_prefix="remote-scan") as pool:
-            for f, res in pool.map(one, todo):
-                by_path[f.path] = res
-                if record and cache is not None and not _read_failed(res):
-                    for k, origin in _cache_entries(tree, f, res[0]):
-                        cache.put(k, f.path, tree.display(f), res, origin)
-                done += 1
-                if progress:
-                    progress(done, total)
+    with contextlib.ExitStack() as stack:
+        scanned: Iterable[tuple[RemoteFile, list[FileResult]]] = map(one, todo)
+        if len(todo) > 1 and n > 1:  # one file alone is not worth starting a thread
+            pool = stack.enter_context(ThreadPoolExecutor(
+                max_workers=min(n, len(todo)), thread_name_prefix="remote-scan"))
+            scanned = pool.map(one, todo)
+        for f, res in scanned:
+            by_path[f.path] = res
+            if record and cache is not None and not _read_failed(res):
+                for k, origin in _cache_entries(tree, f, res[0]):
+                    cache.put(k, f.path, tree.display(f), res, origin)
+            done += 1
+            if progress:
+                progress(done, total)
     results = [r for f in files for r in by_path[f.path]]
     if tree.whole_repository:
         results = repository_checks([RepositoryRoot(_nowhere(), tree.display_root, tree)],
