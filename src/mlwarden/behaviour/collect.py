@@ -148,6 +148,9 @@ def _is_release_check(test: ast.expr) -> bool:
 
 
 def is_main_check(test: ast.expr) -> bool:
+    if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And):
+        # rich: `if sys.platform != "win32" and __name__ == "__main__":` never runs on import
+        return any(is_main_check(v) for v in test.values)
     if not isinstance(test, ast.Compare) or len(test.ops) != 1 \
             or not isinstance(test.ops[0], ast.Eq):
         return False
@@ -540,11 +543,15 @@ class Collector(ast.NodeVisitor):
         elif q in cat.LOADERS_OF_CODE or q in cat.PICKLE_LOADERS:
             data = self._arg(node, 0, "data")
             payload = self._payload(data) if data is not None else None
+            if payload and data is not None and q != "marshal.loads" \
+                    and not self._decoded_constant(data):
+                payload = None  # sklearn: pickle.loads(codecs.decode(cache, 'zlib')) of a file
             if payload:
                 self.emit(EXEC_PAYLOAD, node, f"{q}() of {payload} data")
             elif q == "marshal.loads":
                 self.emit(UNMARSHAL, node, "marshal.loads() builds code objects")
-            if data is not None and q != "marshal.loads":
+            if data is not None and q != "marshal.loads" and (
+                    q in cat.LOADS_FROM_BYTES or self._is_bytes_io(data)):
                 blob = self._constant_bytes(data)
                 if blob is not None:
                     self.emit(NESTED_PICKLE, node, f"{q}() of {len(blob)} constant bytes",
@@ -752,6 +759,37 @@ class Collector(ast.NodeVisitor):
             self._raw_edges[self.scope] |= targets
         for mods in inner.imports.values():
             self.imports[self.scope] |= mods
+
+    def _is_bytes_io(self, expr: ast.expr) -> bool:
+        return isinstance(expr, ast.Call) and self.r.qualify(expr.func, self.env) in (
+            "io.BytesIO", "io.BufferedReader")
+
+    def _decoded_constant(self, expr: ast.expr, depth: int = 0) -> bool:
+        """A deserialiser's input decoded from a constant (a blob in the source) or from a
+        download; decompressing a file the library itself wrote is not a payload."""
+        if depth > MAX_PAYLOAD_DEPTH:
+            return False
+        for sub in ast.walk(expr):
+            if isinstance(sub, ast.Name):
+                found, value = self.r.lookup(sub.id, self.env)
+                if found and value is not None and value is not expr \
+                        and self._decoded_constant(value, depth + 1):
+                    return True
+            if not isinstance(sub, ast.Call):
+                continue
+            q = self.r.qualify(sub.func, self.env)
+            if q is not None and cat.is_network_call(q):
+                return True
+            inner: ast.expr | None = None
+            if (q in cat.DECODERS or q == "chr") and sub.args:
+                inner = sub.args[0]
+            elif isinstance(sub.func, ast.Attribute) and sub.func.attr == "decode":
+                inner = sub.func.value
+            if inner is not None:
+                text = self.r.fold(inner, self.env)
+                if text is not None and UNKNOWN not in text:
+                    return True
+        return False
 
     def _constant_bytes(self, expr: ast.expr) -> bytes | None:
         """Bytes a deserialiser receives when they are constant (or decode to a constant):

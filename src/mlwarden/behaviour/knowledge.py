@@ -91,8 +91,8 @@ INJECTION_APIS = frozenset({
     "WriteProcessMemory", "CreateRemoteThread", "CreateRemoteThreadEx", "VirtualAllocEx",
     "NtWriteVirtualMemory", "ZwWriteVirtualMemory", "NtCreateThreadEx", "RtlCreateUserThread",
     "QueueUserAPC", "NtQueueApcThread", "SetThreadContext", "NtUnmapViewOfSection",
-    "ZwUnmapViewOfSection", "NtMapViewOfSection", "RtlMoveMemory", "VirtualProtectEx",
-})
+    "ZwUnmapViewOfSection", "NtMapViewOfSection", "VirtualProtectEx",
+})  # not RtlMoveMemory: memcpy (paramiko's shared-memory map); runners are SHELLCODE_APIS
 # A shellcode runner: executable memory plus a thread or a cast to a function pointer.
 SHELLCODE_APIS = frozenset({"VirtualAlloc", "VirtualProtect", "CreateThread", "HeapCreate",
                             "EnumSystemLocalesA", "EnumWindows", "CallWindowProcA"})
@@ -114,13 +114,15 @@ KEYLOGGER = frozenset({
     "keyboard.on_release", "keyboard.hook", "keyboard.read_key", "keyboard.record",
     "keyboard.start_recording", "pyHook.HookManager", "pyxhook.HookManager",
 })
-STEALER_APIS = frozenset({"CryptUnprotectData", "GetClipboardData", "OpenClipboard",
+# Not CryptUnprotectData alone: DPAPI is how msal_extensions and keyring protect their own
+# caches; stealers are caught by the browser files they decrypt (STEALER_PATH).
+STEALER_APIS = frozenset({"GetClipboardData", "OpenClipboard",
                           "GetAsyncKeyState", "SetWindowsHookExA", "SetWindowsHookExW",
                           "GetKeyState", "BitBlt", "GetDC"})
 # Files and places infostealers read, matched on folded, lower-cased, '/'-separated text.
 STEALER_PATH = re.compile(
-    r"(?P<browser>/user data/|login data|local state|web data|/cookies(\.sqlite)?$|logins\.json"
-    r"|key[34]\.db|cookies\.sqlite|mozilla/firefox/profiles|google/chrome|bravesoftware"
+    r"(?P<browser>/user data/|(^|/)(login data|local state|web data)$|/cookies(\.sqlite)?$"
+    r"|logins\.json|key[34]\.db|cookies\.sqlite|mozilla/firefox/profiles|google/chrome|bravesoftware"
     r"|opera software|yandex/yandexbrowser|microsoft/edge/user data|chromium/user data)"
     r"|(?P<wallet>exodus|electrum/wallets|atomic/local storage|wallet\.dat|ethereum/keystore"
     r"|nkbihfbeogaeaoehlefnkodbefgpgknn|coinomi|armory|guarda/local|jaxx|monero/wallets"
@@ -173,6 +175,10 @@ DYNAMIC_EXEC = frozenset({
     "builtins.exec", "builtins.eval", "builtins.compile", "breakpoint",
 })
 # Calls whose result is code: exec'ing them, or unpickling decoded bytes, runs a payload.
+# Of the PICKLE_LOADERS, those whose first argument is the data itself (the others take a
+# file or a path: a constant string there is a file name).
+LOADS_FROM_BYTES = frozenset({"pickle.loads", "_pickle.loads", "cPickle.loads", "dill.loads",
+                              "cloudpickle.loads"})
 LOADERS_OF_CODE = frozenset({"marshal.loads", "pickle.loads", "dill.loads", "cloudpickle.loads",
                              "_pickle.loads", "joblib.load", "torch.load"})
 DECODERS = frozenset({
@@ -242,7 +248,9 @@ PERSISTENCE_PATH = re.compile(
     r"|\.config/autostart|\.config/systemd|/etc/systemd|/etc/rc\.local|/etc/profile"
     r"|\.git/hooks(/|$)|/etc/ld\.so\.preload|launchagents|launchdaemons|/etc/sudoers"
 )
-HARMLESS_ABSOLUTE = frozenset({"/dev/null", "/dev/stdout", "/dev/stderr", "/dev/tty"})
+# the temporary directory itself too (ipython: os.makedirs(tempfile.mkdtemp()) folds to /tmp)
+HARMLESS_ABSOLUTE = frozenset({"/dev/null", "/dev/stdout", "/dev/stderr", "/dev/tty", "/tmp",
+                               "/var/tmp", "/dev/shm"})
 HARMLESS_PREFIXES = ("/tmp/", "/var/tmp/", "/dev/shm/")
 
 SHELL_PAYLOAD = re.compile(

@@ -88,6 +88,18 @@ BUILD_TOOLS = frozenset({
     "gfortran", "f2py", "sphinx-build", "cp", "mkdir", "tar", "python", "python3",
     "mt", "rc", "link", "dumpbin", "vswhere", "vcvarsall.bat", "hipconfig", "nvidia-smi",
     "rocm-smi", "ccache", "sccache", "maturin", "flit", "hatch", "poetry", "bash", "sh",
+    "touch",
+})
+
+
+# Probes libraries run at import time: compiler, font and TeX lookups, platform queries
+# (numpy.distutils: gcc -print-multiarch; matplotlib: fc-list, kpsewhich, system_profiler).
+IMPORT_PROBES = frozenset({
+    "gcc", "cc", "clang", "g++", "c++", "pkg-config", "git", "uname", "sw_vers",
+    "lsb_release", "ldconfig", "nvidia-smi", "rocm-smi", "nvcc", "hipconfig", "fc-list",
+    "fc-match", "kpsewhich", "luatex", "system_profiler", "sysctl", "getconf", "nproc",
+    "xcrun", "where", "which", "llvm-config", "dvipng", "gs", "gswin32c", "gswin64c",
+    "inkscape", "latex", "dvips", "ffmpeg", "pdftocairo", "mpicc", "locale",
 })
 
 
@@ -197,8 +209,11 @@ def judge(program: Program, roots: Iterable[Root], profile: str) -> list[Verdict
         if nets and sens:
             skey, sev = sens[0]
             for key, net in nets:
-                if pkg and key != skey:
-                    same = [x for x in sens if x[0] == key]
+                if pkg:
+                    # ... and in the same function, or read at module level: lxml's setup
+                    # helpers read GITHUB_API_TOKEN in one function and download in others
+                    same = [x for x in sens if x[0] == key
+                            and x[1].scope in (net.scope, c.MODULE)]
                     if not same:
                         continue
                     skey, sev = same[0]
@@ -237,8 +252,12 @@ def judge(program: Program, roots: Iterable[Root], profile: str) -> list[Verdict
                 continue
             if x.kind == c.STEALER:
                 emit(R.INFOSTEALER, key, f"{x.detail} {where(key, x)}", x)
-            elif x.kind == c.ENDPOINT:
+            elif x.kind == c.ENDPOINT and not pkg:
                 emit(R.ENDPOINT, key, f"{x.detail} {where(key, x)}", x)
+            elif x.kind == c.ENDPOINT:
+                # a package naming an endpoint with no send at run time is a client
+                # (tqdm.contrib.telegram); with one it is code-exfil-endpoint above
+                continue
             elif x.kind == c.DROP and not (pkg and phase_here == "install"):
                 emit(R.DROP_EXECUTABLE, key, f"{x.detail} {where(key, x)}", x)
             elif x.kind != c.DROP:
@@ -318,6 +337,10 @@ def judge(program: Program, roots: Iterable[Root], profile: str) -> list[Verdict
             if e.kind == c.PROCESS and pkg and phase == "install" and _build_step(e.detail):
                 emit(R.BUILD_STEP, key, f"{e.detail} {where(key, e)}", e)
                 continue
+            if e.kind == c.PROCESS and pkg and phase == "import" \
+                    and _first_word(e.detail) in IMPORT_PROBES:
+                emit(R.BUILD_STEP, key, f"{e.detail} {where(key, e)}", e)
+                continue
             if e.kind == c.DYN_EXEC and pkg and (phase in ("import", "install")
                                                  or "constant string" in e.detail):
                 continue  # six.exec_ and compatibility shims; payloads are EXEC_PAYLOAD
@@ -337,6 +360,15 @@ def judge(program: Program, roots: Iterable[Root], profile: str) -> list[Verdict
     return out
 
 
+def _first_word(detail: str) -> str:
+    """The program of ``q(command)`` as the collector wrote it, without directory or .exe."""
+    inner = detail.partition("(")[2].strip("'\" ")
+    words = inner.replace("'", " ").replace('"', " ").split()
+    if not words:
+        return ""
+    return words[0].replace("\\", "/").rsplit("/", 1)[-1].lower().removesuffix(".exe")
+
+
 def _build_step(detail: str) -> bool:
     """``subprocess.check_call(['cmake', ...])`` -> the command's first word is a build
     tool. ``detail`` is ``q(command)`` as the collector wrote it."""
@@ -345,6 +377,8 @@ def _build_step(detail: str) -> bool:
     if not words:
         return False
     first = words[0].replace("\\", "/").rsplit("/", 1)[-1].lower()
+    if any(probe in inner.lower() for probe in ("/vswhere.exe", "/vcvarsall.")):
+        return True  # MSVC discovery under "Program Files (x86)" (a path with spaces)
     if first == "{}":
         return True  # a command built from configuration (compiler, pkg-config variable)
     return first in BUILD_TOOLS or first.removesuffix(".exe") in BUILD_TOOLS

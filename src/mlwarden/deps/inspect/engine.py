@@ -20,6 +20,7 @@ from typing import Any
 from mlwarden.behaviour import collect as c
 from mlwarden.behaviour import entry
 from mlwarden.behaviour import rules as BR
+from mlwarden.behaviour.parse import no_gc
 from mlwarden.behaviour.policy import PACKAGE, Root, judge
 from mlwarden.behaviour.program import Program, analyse_module
 from mlwarden.deps.inputs import tomllib
@@ -181,8 +182,17 @@ def native_kind(data: bytes) -> str | None:
                 off = int.from_bytes(data[0x3C:0x40], "little") if len(data) >= 0x40 else -1
                 if not 0 < off < len(data) - 4 or data[off:off + 4] != b"PE\0\0":
                     return None
+            if kind == "ELF" and len(data) >= 20:
+                # GPU code objects (AMD *.co/*.hsaco, NVIDIA cubins) are ELF files that no
+                # CPU runs: kernels shipped by ML libraries, not native executables
+                machine = data[18:20] if data[5:6] == b"\x01" else data[19:17:-1]
+                if int.from_bytes(machine, "little") in _GPU_MACHINES:
+                    return "GPU ELF"
             return kind
     return None
+
+
+_GPU_MACHINES = frozenset({190, 224})  # e_machine EM_CUDA, EM_AMDGPU
 
 
 def module_name(rel: str) -> tuple[str, bool] | None:
@@ -238,10 +248,23 @@ class _Inspection:
         if len(parts) == 1 or (len(parts) == 2 and parts[0] in ("src", "lib")):
             # runtests.py, tasks.py, versioneer.py beside setup.py: analysed when imported
             return False
+        if parts[0] != "src" and self.src_layout:
+            # a src-layout project installs src/*: urllib3's top-level dummyserver/ is its
+            # test server (analysed when analysed code imports it)
+            return False
         start = 1 if parts[0] in ("src", "lib", "python") else 0
         return "/".join(parts[: start + 1]) + "/__init__.py" in self.init_files
 
     init_files: set[str]
+
+    @property
+    def src_layout(self) -> bool:
+        if self._src_layout is None:
+            self._src_layout = any(f.startswith("src/") and f.count("/") == 2
+                                   for f in self.init_files)
+        return self._src_layout
+
+    _src_layout: bool | None = None
 
     def add(self, rel: str, data: bytes) -> None:
         self.members.append(rel)
@@ -434,7 +457,10 @@ class _Inspection:
         for rel, kind in self.binaries[:200]:
             low = rel.lower()
             name = PurePosixPath(low).name
-            if low.endswith(_DATA_SUFFIXES):
+            if kind == "GPU ELF":
+                out.append(R.NATIVE_BINARY.finding(f"{rel}: bundled GPU code object",
+                                                   Location(member=rel)))
+            elif low.endswith(_DATA_SUFFIXES):
                 out.append(R.DISGUISED_BINARY.finding(
                     f"{rel} is a native {kind} binary named like data", Location(member=rel)))
             elif self.pure and kind != "PE":
@@ -442,7 +468,9 @@ class _Inspection:
                     f"{rel}: native {kind} binary in a pure-Python (none-any) wheel",
                     Location(member=rel)))
             elif not low.endswith(_NATIVE_SUFFIXES) and "." in name and not name.split(
-                    ".")[-1].isdigit():
+                    ".")[-1].isdigit() and not (self.strip_tests and self.skipped(rel)):
+                # (an sdist's vendored test fixtures, e.g. rapidfuzz's precompiled OpenCL
+                # kernels *.ir under 3rd-party/.../test/, are neither built nor installed)
                 out.append(R.DISGUISED_BINARY.finding(
                     f"{rel} is a native {kind} binary with an unusual name",
                     Location(member=rel)))
@@ -458,6 +486,12 @@ def _dict(value: Any) -> dict[str, Any]:
 
 def _analyse(label: str, fmt: str, members: Iterator[Member], strip_tests: bool,
              prefix: str = "") -> FileResult:
+    with no_gc():  # one package's trees live until it is judged (see behaviour.parse)
+        return _analyse_members(label, fmt, members, strip_tests, prefix)
+
+
+def _analyse_members(label: str, fmt: str, members: Iterator[Member], strip_tests: bool,
+                     prefix: str) -> FileResult:
     ins = _Inspection(strip_tests)
     ins._late_roots = []
     ins.init_files = set()
