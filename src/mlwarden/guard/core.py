@@ -211,40 +211,31 @@ def _check_provenance(st: GuardState, repo: str, entry: ModelEntry, model_dir: P
 
 def _check_blob_provenance(st: GuardState, sha256: str) -> None:
     """A store blob opened directly: some pinned model owning it must have provenance."""
-    owners = sorted(r for r, e in st.manifest.models.items()
-                    if any(f.sha256 == sha256 for f in e.files.values()))
-    if not owners or st.hf_cache is None:
-        raise GuardViolation(G.PROVENANCE, f"store blob {sha256[:12]} belongs to no pinned "
-                             "model whose provenance can be verified")
-    first: GuardViolation | None = None
-    for repo in owners:
-        entry = st.manifest.models[repo]
-        org, name = repo.split("/", 1)
-        try:
-            _check_provenance(st, repo, entry, st.hf_cache / f"models--{org}--{name}" /
-                              "snapshots" / entry.commit)
-            return
-        except GuardViolation as exc:
-            first = first or exc
-    assert first is not None
-    raise first
+    _check_blob_owner(st, sha256, _check_provenance, G.PROVENANCE, "provenance")
 
 
 def _check_blob_signature(st: GuardState, sha256: str) -> None:
     """A store blob opened directly: it must belong to a pinned model whose signature
     verifies (through that model's directory in the offline view)."""
+    _check_blob_owner(st, sha256, _check_signature, G.SIGNATURE, "signature")
+
+
+def _check_blob_owner(st: GuardState, sha256: str, check: Callable[..., None], rule: Rule,
+                      what: str) -> None:
+    """Passes when ``check`` passes for one pinned model owning the blob (its snapshot
+    directory in the offline view); otherwise raises the first model's violation."""
     owners = sorted(r for r, e in st.manifest.models.items()
                     if any(f.sha256 == sha256 for f in e.files.values()))
     if not owners or st.hf_cache is None:
-        raise GuardViolation(G.SIGNATURE, f"store blob {sha256[:12]} belongs to no pinned "
-                             "model whose signature can be verified")
+        raise GuardViolation(rule, f"store blob {sha256[:12]} belongs to no pinned "
+                             f"model whose {what} can be verified")
     first: GuardViolation | None = None
     for repo in owners:
         entry = st.manifest.models[repo]
         org, name = repo.split("/", 1)
         try:
-            _check_signature(st, repo, entry, st.hf_cache / f"models--{org}--{name}" /
-                             "snapshots" / entry.commit)
+            check(st, repo, entry, st.hf_cache / f"models--{org}--{name}" / "snapshots" /
+                  entry.commit)
             return
         except GuardViolation as exc:
             first = first or exc
