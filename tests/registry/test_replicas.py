@@ -66,9 +66,13 @@ def cluster(tmp_path: Path, tiny_model: Path, postgres_url: str, s3_url: str
                 ["--store", str(tmp_path / f"host{i}"), "--db", postgres_url,
                  "--forwarded-allow-ips", "127.0.0.1", "--redirect-min-size", "off"],
                 tmp_path / f"replica{i}.log"))
-        # 16 MB/s per connection: the large file is in flight for seconds.
-        nginx = start_nginx(tmp_path / "nginx", lb_config([r.port for r in replicas],
-                                                          extra="limit_rate 16m;"))
+        # 16 MB/s per connection: the large file is in flight for seconds. nginx ignores
+        # limit_rate when it does not buffer, so it buffers, in memory only (no temp file):
+        # the replica is then read at the client's pace.
+        config = lb_config([r.port for r in replicas], extra="limit_rate 16m;").replace(
+            "proxy_buffering off;",
+            "proxy_buffering on; proxy_max_temp_file_size 0; proxy_buffers 4 64k;")
+        nginx = start_nginx(tmp_path / "nginx", config)
         yield Cluster(admin, token, replicas, nginx, model, tmp_path)
     finally:
         if nginx is not None:
