@@ -20,6 +20,7 @@ from mlwarden.report.model import Verdict
 from mlwarden.scan.engine import ScanOptions, scan_local
 from mlwarden.scan.sources import open_remote
 from mlwarden.scan.sources.scanning import scan_tree
+from registry.services import wait_port
 from remote.support import publish
 
 
@@ -204,18 +205,11 @@ def _moto(tmp_path: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
                              str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    import socket
-
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                pytest.skip("moto server did not start")
-            time.sleep(0.1)
+    try:
+        wait_port(port, proc)
+    except RuntimeError:
+        proc.kill()
+        pytest.skip("moto server did not start")
     return proc, f"http://127.0.0.1:{port}"
 
 
@@ -280,18 +274,11 @@ def gcs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
                              "127.0.0.1", "--port", str(port), "--default-bucket", "models",
                              "--in-memory", "--quiet"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    import socket
-
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                pytest.skip("gcp-storage-emulator did not start")
-            time.sleep(0.1)
+    try:
+        wait_port(port, proc)
+    except RuntimeError:
+        proc.kill()
+        pytest.skip("gcp-storage-emulator did not start")
     # The emulator speaks the JSON API only: no storage-control probe (and no credentials).
     env = {"STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{port}",
            "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false"}
