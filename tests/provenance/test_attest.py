@@ -131,6 +131,32 @@ def test_an_unusable_key_stops_before_the_run(tmp_path: Path) -> None:
     assert not (tmp_path / "ran").exists()
 
 
+def test_a_wrong_key_password_stops_the_command_at_its_start(tmp_path: Path) -> None:
+    """The key is parsed while the command starts (not before: the crypto stack takes longer
+    to import than a Python interpreter takes to start); a failure stops the command."""
+    import time
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    (tmp_path / "key.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"right")))
+    env = run_env(tmp_path / "hf")
+    env["KEYPASS"] = "wrong"
+    t0 = time.monotonic()
+    res = mlwarden(["attest", "-o", "prov.json", "--key", "key.pem", "--password-env",
+                    "KEYPASS", "--", sys.executable, "-c",
+                    "import time; time.sleep(20); open('ran', 'w').close()"], env,
+                   cwd=tmp_path)
+    assert res.returncode == 4, res.stderr
+    assert "wrong password" in res.stderr and "the command was stopped" in res.stderr
+    assert "Traceback" not in res.stderr
+    assert time.monotonic() - t0 < 15
+    assert not (tmp_path / "ran").exists() and not (tmp_path / "prov.json").exists()
+
+
 def test_keyless_without_a_token_stops_before_the_run(tmp_path: Path) -> None:
     res = mlwarden(["attest", "-o", "prov.json", "--sigstore", "--", sys.executable, "-c",
                     "open('ran', 'w').close()"], run_env(tmp_path / "hf"), cwd=tmp_path)
@@ -264,3 +290,36 @@ def test_python_api_and_callback_make_the_same_record(trained: Trained, keys: Pk
     assert verify_statement((ws / "out" / "model" / "provenance.json").read_bytes(),
                             Trust(public_keys=(keys.pub,))).ok
     assert os.path.exists(ws / "out" / "model" / "model.safetensors")
+
+
+LATE_WRITER = """
+import time
+open("out/early.bin", "w").write("early")
+class Late:
+    def __del__(self, sleep=time.sleep, open=open):
+        sleep(1.0)  # interpreter teardown, after the probe's last exit handler
+        if WRITE:
+            open("out/late.bin", "w").write("late")
+keep = Late()
+"""
+
+
+def test_a_record_assembled_during_teardown_is_redone_if_the_outputs_change(
+        tmp_path: Path) -> None:
+    """attest assembles the record while the command's interpreter tears down, and keeps it
+    only if nothing changed by the time the command has exited: a file written by a
+    finaliser at teardown is still a subject."""
+    (tmp_path / "out").mkdir()
+    for write, expect in ((False, 1.0), (True, 0.0)):
+        (tmp_path / "train.py").write_text(f"WRITE = {write}\n" + LATE_WRITER)
+        (tmp_path / "prov.json").unlink(missing_ok=True)
+        res = mlwarden(["attest", "-o", "prov.json", "--unsigned", "--outputs", "out",
+                        "--format", "json", "--", sys.executable, "train.py"],
+                       run_env(tmp_path / "hf"), cwd=tmp_path)
+        assert res.returncode == 0, res.stderr
+        report = json.loads(res.stdout)
+        assert report["seconds"]["speculated"] == expect
+        names = {s["name"] for s in report["subjects"]}
+        assert ("out/late.bin" in names) is write and "out/early.bin" in names
+        stmt = json.loads((tmp_path / "prov.json").read_text())
+        assert {s["name"] for s in stmt["subject"]} == names

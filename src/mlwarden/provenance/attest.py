@@ -16,34 +16,19 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlwarden.provenance.builder import ci_source, detect_builder
 from mlwarden.provenance.capture import Capture, Snapshot, changed_files, read_logs, take_snapshot
-from mlwarden.provenance.classify import (
-    Declared,
-    Hasher,
-    classify,
-    distributions,
-    hash_outputs,
-    image_dependency,
-    interpreter,
-)
 from mlwarden.provenance.errors import AttestError
-from mlwarden.provenance.levels import assess
 from mlwarden.provenance.probe import ENV_LOG_DIR
-from mlwarden.provenance.record import (
-    Artifact,
-    BuilderInfo,
-    BuildRecord,
-    Dependency,
-    to_statement,
-    validate_statement,
-)
-from mlwarden.provenance.source import SourceInfo, git_source
+
+if TYPE_CHECKING:  # imported when needed: the command starts before they load
+    from mlwarden.provenance.classify import Declared, Hasher
+    from mlwarden.provenance.record import BuilderInfo, BuildRecord, Dependency
+    from mlwarden.provenance.source import SourceInfo
 
 BOOTSTRAP_DIR = Path(__file__).parent / "bootstrap"
 CAPTURE_METHODS = ("audit-hook:open", "native:safetensors,pyarrow,transformers-resolve",
@@ -67,8 +52,31 @@ class SignOptions:
             return "sigstore"
         return "certificate" if self.certificate else "key"
 
+    def quick_check(self) -> None:
+        """What can be checked without the crypto stack (23 ms to import), before the
+        command starts: the key file is a readable PEM private key, a Sigstore token is at
+        hand. ``precheck`` (the key parses, the password is right, the curve is supported)
+        runs while the command starts and stops it if it fails."""
+        if self.sigstore:
+            if not (self.identity_token or os.environ.get("SIGSTORE_ID_TOKEN")):
+                self.precheck()  # ambient credentials: detect them now
+            return
+        if self.key is None:
+            raise AttestError("no signer: give --key or --sigstore (or --unsigned)")
+        try:
+            head = Path(self.key).read_bytes()[:1 << 20]
+        except FileNotFoundError:
+            raise AttestError(f"{self.key}: no such key file") from None
+        except OSError as exc:
+            raise AttestError(f"{self.key}: cannot read key: {exc.strerror}") from None
+        if b"-----BEGIN" not in head or b"PRIVATE KEY-----" not in head:
+            raise AttestError(f"{self.key}: not a PEM private key")
+        for f in (self.certificate, *self.chain):
+            if f is not None and not os.access(f, os.R_OK):
+                raise AttestError(f"cannot read {f}")
+
     def precheck(self) -> None:
-        """Fail before a long training run, not after it."""
+        """Fail at the start of a long training run, not after it."""
         from mlwarden.signing.errors import SigningError
         from mlwarden.signing.statement import identity_token_from_env, load_ec_private_key
 
@@ -101,7 +109,7 @@ class AttestOptions:
     output: Path
     cwd: Path = field(default_factory=Path.cwd)
     outputs: tuple[Path, ...] = ()  # roots whose new/changed files are subjects; default cwd
-    declared: Declared = field(default_factory=Declared)
+    declared: Declared | None = None  # None: nothing declared
     image: str | None = None
     builder_id: str | None = None
     source_uri: str | None = None
@@ -128,6 +136,9 @@ def source_dependency(source: SourceInfo | None, env: Mapping[str, str],
                       override_uri: str | None, dirty_code: Sequence[str]) -> \
         tuple[Dependency | None, str | None]:
     """(the source dependency, the source URI for externalParameters)."""
+    from mlwarden.provenance.builder import ci_source
+    from mlwarden.provenance.record import Dependency
+
     repo, ci_commit, ci_ref = ci_source(env)
     if source is None and ci_commit is None:
         return None, override_uri
@@ -161,6 +172,17 @@ def assemble(*, command: Sequence[str], cwd: str, capture: Capture, before: Snap
              extra_outputs: Sequence[str] = (),
              listed: Sequence[Any] | None = None) -> tuple[BuildRecord, list[str]]:
     """The BuildRecord of a finished run, plus warnings for the user."""
+    from mlwarden.provenance.classify import (
+        Hasher,
+        classify,
+        distributions,
+        hash_outputs,
+        image_dependency,
+        interpreter,
+    )
+    from mlwarden.provenance.levels import assess
+    from mlwarden.provenance.record import Artifact, BuildRecord
+
     warnings: list[str] = []
     h = hasher or Hasher()
     roots = after.roots
@@ -218,11 +240,12 @@ def assemble(*, command: Sequence[str], cwd: str, capture: Capture, before: Snap
     return record, warnings
 
 
-def write_record(record: BuildRecord, output: Path, sign: SignOptions | None) -> dict[str, Any]:
-    """Validate, sign (or not), write atomically; returns the statement."""
+def render_record(record: BuildRecord, sign: SignOptions | None) -> \
+        tuple[dict[str, Any], bytes]:
+    """Validate and sign (or not): (the statement, the bytes to write)."""
     import json
 
-    from mlwarden.util.fs import atomic_write_bytes
+    from mlwarden.provenance.record import to_statement, validate_statement
 
     if not record.subjects:
         raise AttestError("the run wrote no output files under the output roots: there is "
@@ -235,10 +258,22 @@ def write_record(record: BuildRecord, output: Path, sign: SignOptions | None) ->
             from exc
     data = sign.sign(stmt) if sign is not None else \
         (json.dumps(stmt, indent=2, sort_keys=True) + "\n").encode()
+    return stmt, data
+
+
+def _write(output: Path, data: bytes) -> None:
+    from mlwarden.util.fs import atomic_write_bytes
+
     try:
         atomic_write_bytes(output, data)
     except OSError as exc:
         raise AttestError(f"cannot write {output}: {exc.strerror or exc}") from exc
+
+
+def write_record(record: BuildRecord, output: Path, sign: SignOptions | None) -> dict[str, Any]:
+    """Validate, sign (or not), write atomically; returns the statement."""
+    stmt, data = render_record(record, sign)
+    _write(output, data)
     return stmt
 
 
@@ -264,17 +299,55 @@ def _forward_signals(proc: subprocess.Popen[bytes]) -> Iterator[None]:
             signal.signal(s, h)
 
 
-class _EnvIndex(threading.Thread):
-    """Lists the environment's distributions while the command runs: the first process's
-    sys.path is in its start record."""
+class _Prepare(threading.Thread):
+    """Everything that need not precede the command, done while its interpreter starts (an
+    otherwise idle core): check the signer and the image reference, detect the builder,
+    load what assembling and signing need, then list the environment's distributions (the
+    first process's sys.path is in its start record). A bad signer or image stops the
+    command at once instead of failing after a long run."""
 
-    def __init__(self, logdir: Path, stop: threading.Event) -> None:
-        super().__init__(daemon=True, name="attest-env")
-        self.logdir, self.stop = logdir, stop
+    def __init__(self, opts: AttestOptions, env: Mapping[str, str], logdir: Path,
+                 stop: threading.Event) -> None:
+        super().__init__(daemon=True, name="attest-prepare")
+        self.opts, self.env, self.logdir, self.stop = opts, env, logdir, stop
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.error: AttestError | None = None
+        self.builder: BuilderInfo | None = None
+        self.checked = threading.Event()
         self.paths: list[str] | None = None
         self.listed: list[Any] | None = None
+        # Set by attest(): assembles and signs the record of what is on disk now.
+        self.finish: Callable[[float], _Finished] | None = None
+        self.speculated: _Finished | None = None
+
+    def check(self) -> None:
+        from mlwarden.provenance.builder import detect_builder
+        from mlwarden.provenance.classify import image_dependency
+
+        try:
+            if self.opts.sign is not None:
+                self.opts.sign.precheck()
+            if self.opts.image:
+                try:
+                    image_dependency(self.opts.image)
+                except ValueError as exc:
+                    raise AttestError(f"--image-digest: {exc}") from None
+            self.builder = detect_builder(self.env, self.opts.builder_id)
+        except AttestError as exc:
+            self.error = exc
+        finally:
+            self.checked.set()
 
     def run(self) -> None:
+        self.check()
+        if self.error is not None:
+            if self.proc is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    self.proc.terminate()
+            return
+        _warm_imports()
+        if not self.opts.environment:
+            return
         from mlwarden.provenance.environment import scan
 
         while not self.stop.wait(0.05):
@@ -285,7 +358,42 @@ class _EnvIndex(threading.Thread):
         if self.paths is not None:
             with contextlib.suppress(Exception):
                 self.listed = scan(self.paths)
-        _warm_imports()
+        self._speculate()
+
+    def _speculate(self) -> None:
+        """A Python command ends with seconds of interpreter teardown (torch's, typically)
+        after the probe's last exit handler has run and marked the log. The record is put
+        together and signed meanwhile; attest() uses it only if, once the command has
+        exited, neither the logs nor the output roots changed since. A Sigstore signature is
+        never made speculatively: it would leave a transparency-log entry behind."""
+        if self.proc is None or self.finish is None or \
+                (self.opts.sign is not None and self.opts.sign.sigstore):
+            return
+        marker = os.path.join(self.logdir, f"{self.proc.pid}.exit")
+        while not self.stop.wait(0.01):
+            if os.path.exists(marker):
+                with contextlib.suppress(Exception):  # any doubt: done again after exit
+                    self.speculated = self.finish(time.time())
+                return
+
+
+@dataclass(frozen=True)
+class _Finished:
+    logs: tuple[tuple[str, int, int], ...]
+    outputs: dict[str, Any]
+    record: BuildRecord
+    warnings: list[str]
+    statement: dict[str, Any]
+    data: bytes
+
+
+def _log_state(logdir: Path) -> tuple[tuple[str, int, int], ...]:
+    out = []
+    for e in os.scandir(logdir):
+        with contextlib.suppress(OSError):
+            st = e.stat()
+            out.append((e.name, st.st_size, st.st_mtime_ns))
+    return tuple(sorted(out))
 
 
 def _warm_imports() -> None:
@@ -299,6 +407,9 @@ def _warm_imports() -> None:
         import in_toto_attestation.v1.resource_descriptor
         import in_toto_attestation.v1.statement  # noqa: F401
 
+        import mlwarden.provenance.classify
+        import mlwarden.provenance.levels
+        import mlwarden.provenance.record
         import mlwarden.scan.sniff
         import mlwarden.util.fs  # noqa: F401
 
@@ -320,30 +431,28 @@ def attest(opts: AttestOptions) -> AttestResult:
     if out.parent.exists() and not out.parent.is_dir():
         raise AttestError(f"cannot write {opts.output}: {out.parent} is not a directory")
     if opts.sign is not None:
-        opts.sign.precheck()
-    if opts.image:
-        try:
-            image_dependency(opts.image)
-        except ValueError as exc:
-            raise AttestError(f"--image-digest: {exc}") from None
+        opts.sign.quick_check()
     cwd = str(opts.cwd.resolve())
     # The tree is read by git while the command starts (its interpreter takes longer to
     # come up than git takes): a tracked file the command changes at once can only make the
     # record say "dirty", never hide a change.
     git_result: list[SourceInfo | None] = []
-    git_thread = threading.Thread(target=lambda: git_result.append(git_source(cwd, env)),
-                                  name="attest-git", daemon=True)
-    builder = detect_builder(env, opts.builder_id)
+
+    def read_git() -> None:
+        from mlwarden.provenance.source import git_source
+
+        git_result.append(git_source(cwd, env))
+
+    git_thread = threading.Thread(target=read_git, name="attest-git", daemon=True)
     roots = [str(r.resolve()) for r in opts.outputs] or [cwd]
     logdir = Path(tempfile.mkdtemp(prefix="mlwarden-attest-"))
     exclude = [str(logdir), str(out)]
     try:
         before = take_snapshot(roots, exclude)
         stop = threading.Event()
-        index = _EnvIndex(logdir, stop)
+        prep = _Prepare(opts, env, logdir, stop)
         started = time.time()
         t_start = time.perf_counter()
-        git_thread.start()
         try:
             proc = subprocess.Popen(list(opts.command), cwd=cwd,
                                     env=child_environment(env, logdir))
@@ -351,35 +460,53 @@ def attest(opts: AttestOptions) -> AttestResult:
             raise AttestError(f"{opts.command[0]}: command not found") from None
         except OSError as exc:
             raise AttestError(f"cannot run {opts.command[0]}: {exc.strerror}") from None
-        if opts.environment:
-            index.start()
+        prep.proc = proc
+
+        def finish(finished: float) -> _Finished:
+            from mlwarden.provenance.classify import Declared
+
+            git_thread.join()
+            logs = _log_state(logdir)
+            capture = read_logs(logdir)
+            after = take_snapshot(roots, exclude)
+            dists: list[Dependency] | None = [] if not opts.environment else None
+            listed = prep.listed if opts.environment and capture.main is not None and \
+                prep.paths == list(capture.main.sys_path) else None
+            assert prep.builder is not None
+            record, warnings = assemble(
+                command=opts.command, cwd=cwd, capture=capture, before=before, after=after,
+                source=git_result[0] if git_result else None, builder=prep.builder,
+                started=started, finished=finished, exit_code=0,
+                declared=opts.declared or Declared(), exclude=exclude, env=env,
+                sign_method=opts.sign.method if opts.sign is not None else None,
+                image=opts.image, source_uri=opts.source_uri, dists=dists, listed=listed)
+            stmt, data = render_record(record, opts.sign)
+            return _Finished(logs, after.files, record, warnings, stmt, data)
+
+        prep.finish = finish
+        prep.start()
+        git_thread.start()
         with _forward_signals(proc):
             code = proc.wait()
         finished = time.time()
         t_end = time.perf_counter()
-        git_thread.join()
-        source = git_result[0] if git_result else None
+        prep.checked.wait()
+        if prep.error is not None:
+            raise AttestError(f"{prep.error}; the command was stopped") from None
         stop.set()
-        if index.is_alive():
-            index.join()
+        prep.join()
+        git_thread.join()
         if code != 0:
             return AttestResult(code, warnings=(f"the command exited with status {code}: no "
                                                 "provenance is written for a failed run",))
-        capture = read_logs(logdir)
-        after = take_snapshot(roots, exclude)
-        dists: list[Dependency] | None = [] if not opts.environment else None
-        listed = index.listed if opts.environment and capture.main is not None and \
-            index.paths == list(capture.main.sys_path) else None
-        record, warnings = assemble(
-            command=opts.command, cwd=cwd, capture=capture, before=before, after=after,
-            source=source, builder=builder, started=started, finished=finished,
-            exit_code=code, declared=opts.declared, exclude=exclude, env=env,
-            sign_method=opts.sign.method if opts.sign is not None else None,
-            image=opts.image, source_uri=opts.source_uri, dists=dists, listed=listed)
-        stmt = write_record(record, out, opts.sign)
-        return AttestResult(0, record, stmt, out, tuple(warnings), {
+        done = prep.speculated
+        if done is None or done.logs != _log_state(logdir) or \
+                done.outputs != take_snapshot(roots, exclude).files:
+            done = finish(finished)
+        _write(out, done.data)
+        return AttestResult(0, done.record, done.statement, out, tuple(done.warnings), {
             "before": round(t_start - t_enter, 4), "command": round(t_end - t_start, 4),
-            "after": round(time.perf_counter() - t_end, 4)})
+            "after": round(time.perf_counter() - t_end, 4),
+            "speculated": float(done is prep.speculated)})
     finally:
         shutil.rmtree(logdir, ignore_errors=True)
-

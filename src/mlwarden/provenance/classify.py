@@ -110,7 +110,8 @@ class Classified:
 
 def _under(path: str, roots: Iterable[str]) -> str | None:
     for r in roots:
-        if path == r or path.startswith(r.rstrip("/") + "/"):
+        if path.startswith(r) and (len(path) == len(r) or path[len(r)] == "/" or
+                                   r.endswith("/")):
             return r
     return None
 

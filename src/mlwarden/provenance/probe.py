@@ -26,84 +26,133 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 ENV_LOG_DIR = "MLWARDEN_ATTEST_LOG"
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
-_FLUSH_EVERY = 256
+_FLUSH_EVERY = 1024
+_encode: Callable[[str], str] = json.encoder.encode_basestring_ascii
+
+
+def resolve(records: Iterable[tuple[str, Any, str]], cwd: str = "") -> \
+        tuple[dict[str, str], dict[str, str]]:
+    """(reads, writes) of raw records: paths made absolute against the latest ``cwd``
+    record, first sighting kept."""
+    reads: dict[str, str] = {}
+    writes: dict[str, str] = {}
+    for op, p, via in records:
+        if not isinstance(p, str):
+            try:
+                p = os.fsdecode(p)
+            except TypeError:
+                continue
+        if op == "cwd":
+            cwd = p
+            continue
+        if not p or "\x00" in p:
+            continue
+        if p[0] != "/" or "//" in p or "/./" in p or "/../" in p or \
+                p.endswith(("/", "/.", "/..")):
+            p = os.path.normpath(os.path.join(cwd or "/", p))
+        (writes if op == "w" else reads).setdefault(p, via)
+    return reads, writes
 
 
 class Probe:
-    """Collects (op, path, via) once per path; ``sink`` receives batches of records."""
+    """Collects (op, path, via) once per path; ``sink`` receives batches of records.
 
-    def __init__(self, sink: Callable[[list[dict[str, Any]]], None] | None = None) -> None:
-        self.reads: dict[str, str] = {}
-        self.writes: dict[str, str] = {}
+    The hook runs for every audit event of the process (tens of thousands in a training
+    run), so it only dedupes the raw path and appends: making paths absolute and encoding
+    them happen at flush time or in the reader. A ``("cwd", dir, "")`` record marks each
+    working directory that relative paths after it are relative to."""
+
+    def __init__(self, sink: Callable[[list[Any]], None] | None = None) -> None:
         self.active = True
+        self.busy = False  # set while the probe itself opens files (maps at exit)
         self._sink = sink
-        self._pending: list[dict[str, Any]] = []
-        self._local = threading.local()
+        self._raw: list[tuple[str, Any, str]] = [("cwd", os.getcwd(), "")]
+        self._seen: tuple[set[Any], set[Any]] = (set(), set())  # reads, writes (raw keys)
+        self._cwd_stale = False
         self._lock = threading.Lock()
+        self.audit = self._make_hook()
 
     # -- recording ------------------------------------------------------------------------
 
     def note(self, op: str, path: Any, via: str) -> None:
         if not self.active:
             return
+        seen = self._seen[op == "w"]
         try:
-            p = os.fsdecode(path) if not isinstance(path, str) else path
-        except TypeError:
+            if path in seen:
+                return
+            seen.add(path)
+        except TypeError:  # unhashable: not a path
             return
-        if not p or "\x00" in p:
-            return
-        seen = self.reads if op == "r" else self.writes
-        if p in seen:
-            return
-        p = os.path.abspath(p)
-        if p in seen:
-            return
-        seen[p] = via
-        if self._sink is not None:
-            with self._lock:
-                self._pending.append({"op": op, "path": p, "via": via})
-                if len(self._pending) >= _FLUSH_EVERY:
-                    self.flush_locked()
+        if self._cwd_stale:
+            self._cwd_stale = False
+            self._raw.append(("cwd", os.getcwd(), ""))
+        self._raw.append((op, path, via))
+        if self._sink is not None and len(self._raw) >= _FLUSH_EVERY:
+            self.flush()
+
+    def _make_hook(self) -> Callable[[str, tuple[Any, ...]], None]:
+        note = self.note
+        probe = self
+        wanted = frozenset({"open", "os.chdir", "os.rename", "os.replace", "shutil.copyfile"})
+
+        def audit(event: str, args: tuple[Any, ...]) -> None:
+            if event not in wanted:  # one hash probe for the ~90% of events we ignore
+                return
+            if event == "open":
+                if probe.busy or not probe.active:
+                    return
+                path = args[0]
+                if path is None or path.__class__ is int:
+                    return
+                mode = args[1] if len(args) > 1 else None
+                if mode.__class__ is str:
+                    write = "w" in mode or "a" in mode or "x" in mode or "+" in mode
+                else:
+                    flags = args[2] if len(args) > 2 else 0
+                    write = isinstance(flags, int) and bool(flags & _WRITE_FLAGS)
+                note("w" if write else "r", path, "open")
+            elif event == "os.chdir":
+                # Relative paths seen from now on are relative to another directory.
+                probe._cwd_stale = True
+                probe._seen[0].clear()
+                probe._seen[1].clear()
+            elif len(args) >= 2 and not probe.busy:  # a rename, replace or copy
+                if event == "shutil.copyfile":
+                    note("r", args[0], event)
+                note("w", args[1], event)
+
+        return audit
 
     def flush(self) -> None:
+        if self._sink is None:
+            return
         with self._lock:
-            self.flush_locked()
-
-    def flush_locked(self) -> None:
-        if self._pending and self._sink is not None:
-            batch, self._pending = self._pending, []
-            self._local.busy = True
-            try:
+            n = len(self._raw)
+            batch = self._raw[:n]
+            del self._raw[:n]  # appends made meanwhile by other threads stay
+            if batch:
                 self._sink(batch)
-            finally:
-                self._local.busy = False
 
-    # -- the audit hook ---------------------------------------------------------------------
+    def records(self) -> list[tuple[str, Any, str]]:
+        """Everything recorded and not yet flushed (all of it without a sink)."""
+        return list(self._raw)
 
-    def audit(self, event: str, args: tuple[Any, ...]) -> None:
-        if event == "open":
-            if not self.active or getattr(self._local, "busy", False):
-                return
-            path = args[0]
-            if isinstance(path, int) or path is None:
-                return
-            mode = args[1] if len(args) > 1 else None
-            flags = args[2] if len(args) > 2 else 0
-            if isinstance(mode, str):
-                write = "w" in mode or "a" in mode or "x" in mode or "+" in mode
-            else:
-                write = isinstance(flags, int) and bool(flags & _WRITE_FLAGS)
-            self.note("w" if write else "r", path, "open")
-        elif event in ("os.rename", "os.replace", "shutil.copyfile") and self.active and \
-                len(args) >= 2 and not getattr(self._local, "busy", False):
-            if event == "shutil.copyfile":
-                self.note("r", args[0], event)
-            self.note("w", args[1], event)
+    def reset(self) -> None:
+        with self._lock:
+            self._raw[:] = [("cwd", os.getcwd(), "")]
+            self._seen[0].clear()
+            self._seen[1].clear()
+            self._cwd_stale = False
+
+    def paths(self) -> tuple[dict[str, str], dict[str, str]]:
+        """(reads, writes): absolute path -> how it was seen."""
+        return resolve(self.records())
 
     # -- native readers -------------------------------------------------------------------
 
@@ -146,7 +195,7 @@ class Probe:
         wrapper.__wrapped__ = orig  # type: ignore[attr-defined]
         wrapper.__name__ = getattr(orig, "__name__", name)
         setattr(module, name, wrapper)
-        _rebind_later[id(orig)] = wrapper
+        _rebind_later.append((orig, wrapper))
 
     def install_native_hooks(self) -> None:
         from mlwarden.util.importhooks import when_any_imported, when_imported
@@ -187,7 +236,8 @@ class Probe:
                 self.note("r", parts[5].decode("utf-8", "surrogateescape"), "mmap")
 
 
-_rebind_later: dict[int, Any] = {}
+# (original, wrapper); compared by identity (``id()`` would raise an audit event per name).
+_rebind_later: list[tuple[Any, Any]] = []
 
 
 def _rebind(module: Any) -> None:
@@ -195,10 +245,10 @@ def _rebind(module: Any) -> None:
     if not _rebind_later:
         return
     for k, v in list(vars(module).items()):
-        repl = _rebind_later.get(id(v))
-        if repl is not None and repl is not v:
-            with contextlib.suppress(AttributeError, TypeError):
-                setattr(module, k, repl)
+        for orig, repl in _rebind_later:
+            if v is orig:
+                with contextlib.suppress(AttributeError, TypeError):
+                    setattr(module, k, repl)
 
 
 # ----------------------------------------------------------------------------- child process
@@ -226,11 +276,22 @@ class _LogSink:
         self.fd = -1
         self._open()
 
-    def __call__(self, batch: list[dict[str, Any]]) -> None:
+    def __call__(self, batch: list[Any]) -> None:
         if self.fd < 0:
             return
-        data = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in batch).encode(
-            "utf-8", "surrogateescape")
+        lines = []
+        for r in batch:
+            if isinstance(r, dict):
+                lines.append(json.dumps(r, separators=(",", ":")))
+                continue
+            op, p, via = r
+            if not isinstance(p, str):
+                try:
+                    p = os.fsdecode(p)
+                except TypeError:
+                    continue
+            lines.append(f'{{"op":"{op}","path":{_encode(p)},"via":"{via}"}}')
+        data = ("\n".join(lines) + "\n").encode("utf-8", "surrogateescape")
         with contextlib.suppress(OSError):
             os.write(self.fd, data)
 
@@ -254,20 +315,28 @@ def install_from_env() -> Probe | None:
            "python": sys.version.split()[0], "implementation": sys.implementation.name}])
 
     def after_fork() -> None:
+        probe.busy = True
         sink.reopen_in_child()
-        probe._pending = []
+        probe.busy = False
+        probe.reset()  # the parent logs what it recorded before the fork
         sink([{"op": "start", "t": time.time(), "pid": os.getpid(), "ppid": os.getppid(),
-               "forked": True}])
+               "cwd": os.getcwd(), "forked": True}])
 
     os.register_at_fork(after_in_child=after_fork)
     sys.addaudithook(probe.audit)
     probe.install_native_hooks()
 
     def at_exit() -> None:
-        probe._local.busy = True
+        probe.busy = True
         probe.scan_maps()
-        probe._local.busy = False
+        probe.busy = False
         probe.flush()
+        # Registered first, so it runs last: the process has done its work (interpreter
+        # teardown follows). attest may assemble the record from here on, and uses it only
+        # if nothing changes before the process exits.
+        with contextlib.suppress(OSError):
+            os.close(os.open(os.path.join(directory, f"{os.getpid()}.exit"),
+                             os.O_WRONLY | os.O_CREAT, 0o600))
 
     atexit.register(at_exit)
     return probe

@@ -91,8 +91,7 @@ class Recorder:
         self._builder = detect_builder(self.env, self.builder_id)
         self._before = take_snapshot(self.roots, self.exclude)
         probe = _shared_probe()
-        probe.reads.clear()
-        probe.writes.clear()
+        probe.reset()
         self._started = time.time()
         probe.active = True
         return self
@@ -104,16 +103,17 @@ class Recorder:
         probe = _shared_probe()
         was = probe.active
         probe.active = True
-        probe._local.busy = True
+        probe.busy = True
         probe.scan_maps()
         # Code that ran before start(): the script itself and the modules it imported.
         for m in list(sys.modules.values()):
             f = getattr(m, "__file__", None)
             if isinstance(f, str) and os.path.isfile(f):
                 probe.note("r", f, "sys.modules")
-        probe._local.busy = False
+        probe.busy = False
         probe.active = was
-        capture = Capture(dict(probe.reads), dict(probe.writes), (ProcessInfo(
+        reads, writes = probe.paths()
+        capture = Capture(reads, writes, (ProcessInfo(
             os.getpid(), sys.executable, tuple(sys.path), sys.prefix, sys.base_prefix,
             sys.version.split()[0], os.getcwd()),))
         after = take_snapshot(self.roots, self.exclude)
