@@ -14,6 +14,7 @@ import threading
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
+from mlwarden.scan.sources import http
 from mlwarden.scan.sources.base import RemoteFile, RemoteInputError, RemoteTree
 from mlwarden.scan.sources.polite import (
     RetryableStatus,
@@ -87,14 +88,12 @@ class _Fetcher:
                            f"{self.url} bytes {start}-{end - 1}")
 
     def _get(self, start: int, end: int) -> bytes:
-        from huggingface_hub.utils import get_session  # type: ignore[attr-defined]
-
         url = self.location or self.url
         for _hop in range(5):
             same = _origin(url) == _origin(self.endpoint)
             headers = {**(self.headers if same else {}), "Range": f"bytes={start}-{end - 1}",
                        "Accept-Encoding": "identity"}
-            status, hdrs, body = _request(get_session(), url, headers, end - start)
+            status, hdrs, body = _request(url, headers, end - start)
             if status in (301, 302, 303, 307, 308):
                 loc = hdrs.get("location")
                 if not loc:
@@ -127,40 +126,11 @@ def _origin(url: str) -> tuple[str, str | None, int | None]:
     return u.scheme, u.hostname, u.port
 
 
-def _request(session: Any, url: str, headers: dict[str, str],
-             want: int) -> tuple[int, dict[str, str], bytes]:
+def _request(url: str, headers: dict[str, str], want: int) -> tuple[int, dict[str, str], bytes]:
     """GET without following redirects; read at most ``want`` bytes of the body."""
     with GUARD.network():
-        return _request_unguarded(session, url, headers, want)
-
-
-def _request_unguarded(session: Any, url: str, headers: dict[str, str],
-                       want: int) -> tuple[int, dict[str, str], bytes]:
-    if hasattr(session, "stream"):  # httpx-style client (huggingface_hub >= 1.0)
-        with session.stream("GET", url, headers=headers, follow_redirects=False) as r:
-            hdrs = {k.lower(): v for k, v in r.headers.items()}
-            body = _read_at_most(r.iter_bytes(), want) if r.status_code in (200, 206) else b""
-            return r.status_code, hdrs, body
-    r = session.get(url, headers=headers, allow_redirects=False, stream=True)
-    try:
-        hdrs = {k.lower(): v for k, v in r.headers.items()}
-        body = _read_at_most(r.iter_content(1 << 16), want) \
-            if r.status_code in (200, 206) else b""
-        return r.status_code, hdrs, body
-    finally:
-        r.close()
-
-
-def _read_at_most(chunks: Any, want: int) -> bytes:
-    """Stop only once the body is longer than asked for (a server ignoring Range): a
-    body of exactly ``want`` bytes is read to its end, so the connection goes back to the
-    pool instead of being closed (a new TCP and TLS handshake for every range read)."""
-    buf = bytearray()
-    for chunk in chunks:
-        buf += chunk
-        if len(buf) > want:
-            break
-    return bytes(buf[:want]) if len(buf) > want else bytes(buf)
+        r = http.request("GET", url, headers, want)
+    return r.status_code, r.headers, r.body if r.status_code in (200, 206) else b""
 
 
 def open_tree(arg: str, endpoint: str | None = None) -> RemoteTree:
@@ -169,14 +139,16 @@ def open_tree(arg: str, endpoint: str | None = None) -> RemoteTree:
     huggingface_hub's own session, headers and error mapping. An endpoint whose info lacks
     file metadata is listed with ``HfApi.list_repo_tree`` instead."""
     from huggingface_hub import constants
-    from huggingface_hub.utils import build_hf_headers  # type: ignore[attr-defined]
 
     repo_type, repo_id, revision, subpath = parse(arg)
+    if constants.HF_HUB_OFFLINE:
+        raise RemoteInputError(f"{arg}: HF_HUB_OFFLINE is set: remote repositories cannot be "
+                               "read")
     # As HfApi(endpoint=...) resolves them: HF_ENDPOINT, and HF_TOKEN / the stored token
     # unless HF_HUB_DISABLE_IMPLICIT_TOKEN.
     endpoint = str(endpoint if endpoint is not None else constants.ENDPOINT).rstrip("/")
     polite = endpoint_of(endpoint)
-    auth = build_hf_headers()
+    auth = http.hf_headers()
     url = f"{endpoint}/api/{repo_type}s/{repo_id}"
     if revision is not None:
         url += f"/revision/{quote(revision, safe='')}"
@@ -204,15 +176,8 @@ def open_tree(arg: str, endpoint: str | None = None) -> RemoteTree:
 
 
 def _get_json(url: str, headers: dict[str, str], params: dict[str, str]) -> Any:
-    from huggingface_hub.utils import (  # type: ignore[attr-defined]
-        get_session,
-        hf_raise_for_status,
-    )
-
     with GUARD.network():
-        r = get_session().get(url, headers=headers, params=params)
-    hf_raise_for_status(r)
-    return r.json()
+        return http.get_json(url, headers, params)
 
 
 def _siblings(info: dict[str, Any], arg: str) -> list[RemoteFile] | None:
@@ -307,6 +272,17 @@ def _remote_file(path: Any, size: Any, sha: Any, oid: Any, arg: str) -> RemoteFi
 
 
 def _describe(exc: BaseException) -> str:
+    if isinstance(exc, http.HttpStatusError):
+        # The Hub's error codes, as huggingface_hub's hf_raise_for_status maps them.
+        code = exc.response.headers.get("x-error-code", "")
+        status = exc.response.status_code
+        if code == "GatedRepo":
+            return "repository is gated (access denied)"
+        if code == "RevisionNotFound":
+            return "revision not found"
+        if code == "RepoNotFound" or status == 401 or (status == 404 and not code):
+            return "repository not found (or no access)"
+        return str(exc)[:300]
     name = type(exc).__name__
     if "RepositoryNotFound" in name:
         return "repository not found (or no access)"

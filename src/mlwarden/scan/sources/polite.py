@@ -16,7 +16,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
@@ -190,6 +189,8 @@ def parse_retry_after(value: str | None) -> float | None:
     value = value.strip()
     if value.isdigit():
         return float(value)
+    from email.utils import parsedate_to_datetime  # an HTTP-date: rare, and 6 ms to import
+
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
