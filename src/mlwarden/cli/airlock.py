@@ -71,7 +71,48 @@ def _store(path: str, db_url: str | None, create: bool) -> Iterator[Store]:
         store.close()
 
 
+class _Task:
+    def __init__(self, fields: dict[str, Any]) -> None:
+        self.id = 0
+        self.total: float | None = 0
+        self.fields = fields
+
+
+class _NoProgress:
+    """What rich's Progress would be with stderr not a terminal (disabled), without
+    importing rich: ~20 ms of every scripted pull."""
+
+    def __init__(self) -> None:
+        self.tasks: list[_Task] = []
+
+    def __enter__(self) -> _NoProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def add_task(self, _description: str, total: float = 0, **fields: Any) -> int:
+        t = _Task(fields)
+        t.id, t.total = len(self.tasks), total
+        self.tasks.append(t)
+        return t.id
+
+    def update(self, task: int, total: float | None = None, **fields: Any) -> None:
+        t = self.tasks[task]
+        if total is not None:
+            t.total = total
+        t.fields.update(fields)
+
+    def advance(self, task: int, n: float) -> None:
+        return None
+
+    def stop(self) -> None:
+        return None
+
+
 def _progress() -> Any:
+    if not sys.stderr.isatty():
+        return _NoProgress()
     from rich.console import Console
     from rich.progress import (
         BarColumn,

@@ -223,12 +223,30 @@ def analyze_config(name: str, data: bytes, ctx: ScanContext) -> None:
     budget: Any = None  # one token budget for all the templates of the file
     for label, text in chat_templates(doc):
         budget = _template(text, ctx, Location(detail=label), budget)
+    if not _has_template_opener(doc):
+        return  # no value could be a template: Jinja stays unimported
     try:
         from mlwarden.scan.templates import TemplateBudget, analyze_values
     except ImportError:
         return
     analyze_values(doc, ctx, Location(detail=name), TemplateBudget(),
                    skip=frozenset({"chat_template"}))
+
+
+def _has_template_opener(doc: object) -> bool:
+    """Whether any string in the document (keys too) holds ``{{`` or ``{%``, decoded."""
+    stack = [doc]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            if "{{" in v or "{%" in v:
+                return True
+        elif isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, (list, tuple)):
+            stack.extend(v)
+    return False
 
 
 def chat_templates(doc: dict[str, Any]) -> Iterator[tuple[str, str]]:
