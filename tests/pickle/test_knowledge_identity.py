@@ -277,6 +277,7 @@ OLDLIB = {
 
         vectors.FastVectors = FastVectors
         vectors.Loud = Loud
+        vectors.Runner = os.system
 
         def later():
             vectors.Maybe = FastVectors
@@ -315,6 +316,10 @@ def test_a_class_assigned_into_a_module_from_another_module_is_that_class(
     assert ctx.verdict is Verdict.SUSPICIOUS and "os.system" in ctx.findings[0].message
     call = b"\x80\x04" + _s("oldlib.models.vectors") + _s("FastVectors") + b"\x93)R."
     assert _scan(call).verdict is Verdict.MALICIOUS
+    # A dangerous callable assigned in is that callable, even only referenced.
+    assert lookup("oldlib.models.vectors", "Runner").danger is not None
+    ref = b"\x80\x04" + _s("oldlib.models.vectors") + _s("Runner") + b"\x93."
+    assert _scan(ref).verdict is Verdict.MALICIOUS
     # Assigned only when a function runs: not a definition, and not proof of absence.
     ctx = _scan(_newobj("oldlib.models.vectors", "Maybe"))
     assert ctx.verdict is Verdict.SUSPICIOUS, ctx.findings

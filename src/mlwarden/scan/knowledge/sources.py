@@ -432,6 +432,8 @@ def _import_target(module: str, qualname: str, hops: int) -> str | None:
         return None
     head, _, rest = qualname.partition(".")
     target = mod.resolve(head)
+    if target is None and head not in _bound_names(mod):
+        target = _injected(module, head)  # os.system assigned in from another module
     if target is None or target == f"{module}.{head}":
         return None
     full = f"{target}.{rest}" if rest else target
