@@ -247,3 +247,114 @@ def test_a_scan_without_policy_does_not_inherit_the_previous_scans(tmp_path: Pat
         assert again.files[0].verdict is Verdict.SUSPICIOUS
     finally:
         policy.configure(policy.KnowledgePolicy())
+
+
+# A library that, like gensim 4, assigns a class into another module of its package
+# (``keyedvectors.FastTextKeyedVectors = FastTextKeyedVectors`` in ``fasttext.py``) and has
+# dropped classes that older versions pickled.
+OLDLIB = {
+    "oldlib/__init__.py": "__version__ = '4.4.0'\nfrom oldlib import models\n",
+    "oldlib/models/__init__.py": "from .vectors import Vectors\nfrom .fast import Fast\n",
+    "oldlib/models/vectors.py": """
+        class Vectors:
+            def __setstate__(self, state):
+                self.__dict__.update(state)
+
+        # compatibility alias, allowing older pickles to load
+        Vocab = Vectors
+        Computed = type("Computed", (), {})
+    """,
+    "oldlib/models/fast.py": """
+        import os
+        from oldlib.models import vectors
+
+        class FastVectors(vectors.Vectors):
+            pass
+
+        class Loud:
+            def __setstate__(self, state):
+                os.system(state["cmd"])
+
+        vectors.FastVectors = FastVectors
+        vectors.Loud = Loud
+        vectors.Runner = os.system
+
+        def later():
+            vectors.Maybe = FastVectors
+    """,
+    "oldlib/models/dynamic.py": """
+        def install(name, cls):
+            globals()[name] = cls
+    """,
+    # A separate library whose package puts modules into sys.modules: nothing it lacks is
+    # proven absent.
+    "hooklib/__init__.py": "import sys\nsys.modules['hooklib.extra'] = sys\n",
+    "hooklib/core.py": "class Core:\n    pass\n",
+}
+
+
+@pytest.fixture
+def oldlib(tmp_path: Path) -> Iterator[Path]:
+    for name, text in OLDLIB.items():
+        p = tmp_path / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(textwrap.dedent(text))
+    policy.configure(policy.KnowledgePolicy(source_roots=(str(tmp_path),)))
+    yield tmp_path
+    policy.configure(policy.KnowledgePolicy())
+
+
+def test_a_class_assigned_into_a_module_from_another_module_is_that_class(
+        oldlib: Path) -> None:
+    from mlwarden.scan.knowledge import sources
+
+    assert sources.canonical("oldlib.models.vectors", "FastVectors") == \
+        "oldlib.models.fast.FastVectors"
+    assert _scan(_newobj("oldlib.models.vectors", "FastVectors")).verdict is Verdict.CLEAN
+    # What is assigned is judged as what it is: effects stay effects, calls stay calls.
+    ctx = _scan(_newobj("oldlib.models.vectors", "Loud"))
+    assert ctx.verdict is Verdict.SUSPICIOUS and "os.system" in ctx.findings[0].message
+    call = b"\x80\x04" + _s("oldlib.models.vectors") + _s("FastVectors") + b"\x93)R."
+    assert _scan(call).verdict is Verdict.MALICIOUS
+    # A dangerous callable assigned in is that callable, even only referenced.
+    assert lookup("oldlib.models.vectors", "Runner").danger is not None
+    ref = b"\x80\x04" + _s("oldlib.models.vectors") + _s("Runner") + b"\x93."
+    assert _scan(ref).verdict is Verdict.MALICIOUS
+    # Assigned only when a function runs: not a definition, and not proof of absence.
+    ctx = _scan(_newobj("oldlib.models.vectors", "Maybe"))
+    assert ctx.verdict is Verdict.SUSPICIOUS, ctx.findings
+    # A module-level alias of the module itself (a legacy name) keeps working.
+    assert _scan(_newobj("oldlib.models.vectors", "Vocab")).verdict is Verdict.CLEAN
+
+
+def test_names_the_installed_library_does_not_define_are_unscannable(oldlib: Path) -> None:
+    from mlwarden.scan.knowledge import undefined
+
+    ctx = _scan(_newobj("oldlib.models.vectors", "DocvecsArray"))
+    assert ctx.verdict is Verdict.UNSCANNABLE, ctx.findings
+    assert [f.rule for f in ctx.findings] == ["pickle-undefined-global"]
+    assert "oldlib 4.4.0 does not define oldlib.models.vectors.DocvecsArray" in \
+        ctx.findings[0].message
+    # A module the package no longer has.
+    ctx = _scan(_newobj("oldlib.models.wrappers.fasttext", "FastText"))
+    assert ctx.verdict is Verdict.UNSCANNABLE, ctx.findings
+    assert "has no module oldlib.models.wrappers" in ctx.findings[0].message
+    # Calling an undefined name is still a call of an unknown callable.
+    call = b"\x80\x04" + _s("oldlib.models.vectors") + _s("DocvecsArray") + b"\x93)R."
+    assert _scan(call).verdict is Verdict.MALICIOUS
+    # Never by guesswork: a name bound by any statement (even one not followed), a module
+    # that binds names dynamically, a package that edits sys.modules, a library that is
+    # not installed: not proven absent, so suspicious as before.
+    assert undefined("oldlib.models.vectors", "Computed") is None
+    assert undefined("oldlib.models.dynamic", "Anything") is None
+    assert undefined("hooklib.core", "Gone") is None
+    assert undefined("hooklib.extra", "Gone") is None
+    assert undefined("notinstalledlib.models", "Gone") is None
+    for mod, name in (("oldlib.models.dynamic", "Anything"), ("hooklib.core", "Gone"),
+                      ("notinstalledlib.models", "Gone")):
+        assert _scan(_newobj(mod, name)).verdict is Verdict.SUSPICIOUS, (mod, name)
+    # A compiled submodule could be what the name is.
+    (oldlib / "oldlib" / "models" / "native.cpython-311-x86_64-linux-gnu.so").write_bytes(b"")
+    policy.configure(policy.KnowledgePolicy(source_roots=(str(oldlib),)))
+    assert undefined("oldlib.models.native", "Thing") is None
+    assert undefined("oldlib.models", "native") is None

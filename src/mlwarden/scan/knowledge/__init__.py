@@ -6,6 +6,6 @@ ordinary model files need, each with the uses (reference, reconstruction, call) 
 is safe. ``lookup`` combines both into one answer for a ``module.qualname``.
 """
 
-from mlwarden.scan.knowledge.lookup import Knowledge, Use, exists, lookup
+from mlwarden.scan.knowledge.lookup import Knowledge, Use, exists, lookup, undefined
 
-__all__ = ["Knowledge", "Use", "exists", "lookup"]
+__all__ = ["Knowledge", "Use", "exists", "lookup", "undefined"]

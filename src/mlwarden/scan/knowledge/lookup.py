@@ -102,6 +102,25 @@ def exists(module: str, qualname: str) -> bool:
     return not sources.is_module(module) or sources.has_module_getattr(module)
 
 
+@lru_cache(maxsize=1024)
+def undefined(module: str, qualname: str) -> str | None:
+    """Why find_class raises on ``module.qualname`` with the installed libraries, when
+    their source proves the name does not exist (``sources.undefined``); None otherwise
+    (defined, not provable, library not installed, or source analysis switched off)."""
+    module = _MODULE_ALIASES.get(module, module)
+    if module in _STDLIB_SKIP or module.startswith("__torch__") \
+            or not policy.current().installed_sources:
+        return None
+    if lookup(module, qualname).safe is not None:
+        return None
+    from mlwarden.scan.knowledge import libraries, sources
+
+    if libraries.alias(f"{module}.{qualname}") is not None \
+            or sources.canonical(module, qualname) is not None:
+        return None
+    return sources.undefined(module, qualname)
+
+
 def _static_danger(module: str, qualname: str) -> Danger | None:
     """The dangerous base's answer for the name as written (dotted paths included)."""
     danger = dangerous.find(module, qualname)

@@ -64,8 +64,9 @@ def use(allow_classes: frozenset[str], source_roots: tuple[str, ...]) -> None:
 
 def _apply(policy: KnowledgePolicy) -> None:
     from mlwarden.scan.knowledge import sources
-    from mlwarden.scan.knowledge.lookup import danger_of, lookup
+    from mlwarden.scan.knowledge.lookup import danger_of, lookup, undefined
 
     sources.set_source_roots(list(policy.source_roots))
     lookup.cache_clear()
     danger_of.cache_clear()
+    undefined.cache_clear()

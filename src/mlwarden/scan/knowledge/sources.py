@@ -45,6 +45,9 @@ def set_source_roots(roots: list[str]) -> None:
     _module.cache_clear()
     classify.cache_clear()
     canonical.cache_clear()
+    undefined.cache_clear()
+    _closure.cache_clear()
+    _bound_names_of.cache_clear()
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,7 @@ class _Module:
 
     def __init__(self, name: str, path: str, tree: ast.Module) -> None:
         self.name = name
+        self.path = path
         self.is_package = path.endswith("__init__.py")
         self.defs: dict[str, ast.stmt] = {}
         self.imports: dict[str, str] = {}  # local name -> module or module.qualname
@@ -243,7 +247,11 @@ def _locate(module: str, qualname: str, hops: int = 0) -> tuple[_Module, ast.stm
         sub = f"{module}.{head}"
         if _find_file(sub) is not None and rest:
             return _locate(sub, rest, hops + 1)
-        return None
+        if head in _bound_names(mod):
+            return None  # bound at top level by something we do not follow
+        target = _injected(module, head)
+        if target is None:
+            return None
     if _find_file(target) is not None:  # a module
         return _locate(target, rest, hops + 1) if rest else None
     tmod, _, tname = target.rpartition(".")
@@ -424,6 +432,8 @@ def _import_target(module: str, qualname: str, hops: int) -> str | None:
         return None
     head, _, rest = qualname.partition(".")
     target = mod.resolve(head)
+    if target is None and head not in _bound_names(mod):
+        target = _injected(module, head)  # os.system assigned in from another module
     if target is None or target == f"{module}.{head}":
         return None
     full = f"{target}.{rest}" if rest else target
@@ -530,3 +540,296 @@ def roles_of(module: str, qualname: str) -> tuple[tuple[int, ...], tuple[int, ..
     if why is not None:
         return None
     return tuple(sorted(rc.invokes)), tuple(sorted(rc.constructs))
+
+
+# ------------------------------------------------------------ names assigned from elsewhere
+#
+# ``find_class(M, X)`` imports M (its parent packages first) and reads ``M.X``. Besides M's
+# own statements, X can be put there by a module that the import of M runs: gensim 4's
+# ``fasttext.py`` does ``keyedvectors.FastTextKeyedVectors = FastTextKeyedVectors``, and
+# ``gensim/__init__.py`` imports ``gensim.models``, which imports ``fasttext``. The import
+# closure below is the set of modules of M's own top-level package whose top-level code
+# runs when M is imported (top-level imports of M and its parent packages, followed
+# transitively inside that package; both branches of if/try).
+
+MAX_CLOSURE_MODULES = 400
+MAX_CLOSURE_BYTES = 4 << 20
+_IMPORT_MACHINERY = frozenset({"modules", "meta_path", "path_hooks", "__path__"})
+_DYNAMIC_BINDERS = frozenset({"globals", "vars", "exec", "eval", "__import__"})
+
+
+@dataclass(frozen=True)
+class _Closure:
+    modules: tuple[str, ...]
+    # target module -> attribute -> values assigned at top level (canonical name, or None
+    # when the value is not a name)
+    injections: dict[str, dict[str, tuple[str | None, ...]]]
+    # target module -> attributes assigned inside functions (may exist after import)
+    nested: dict[str, frozenset[str]]
+    dynamic: str | None  # why the closure does not prove what M lacks
+
+
+def _bound_names(m: _Module) -> frozenset[str]:
+    """Every name the module's own code can bind at module level: definitions, imports,
+    assignments of any value (also in loops, ``with``, walrus, ``match``), and ``global``
+    declarations in its functions."""
+    return _bound_names_of(m.path, m.tree)
+
+
+@lru_cache(maxsize=256)
+def _bound_names_of(path: str, tree: ast.Module) -> frozenset[str]:
+    del path  # cache key only
+    names: set[str] = set()
+
+    def visit(node: ast.AST, top: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                if top:
+                    names.add(child.name)
+                visit(child, False)
+            elif isinstance(child, ast.Lambda):
+                visit(child, False)
+            elif isinstance(child, ast.Global):
+                names.update(child.names)
+            elif top and isinstance(child, (ast.Import, ast.ImportFrom)):
+                for a in child.names:
+                    names.add(a.asname or a.name.split(".")[0])
+            elif top and isinstance(child, ast.Name) and isinstance(child.ctx, ast.Store):
+                names.add(child.id)
+            elif top and isinstance(child, (ast.MatchAs, ast.MatchStar)) and child.name:
+                names.add(child.name)
+            else:
+                visit(child, top)
+
+    visit(tree, True)
+    return frozenset(names)
+
+
+def _module_of(dotted: str) -> str | None:
+    """The longest prefix of ``dotted`` that is a module with source."""
+    parts = dotted.split(".")
+    for i in range(len(parts), 0, -1):
+        cand = ".".join(parts[:i])
+        if _find_file(cand) is not None:
+            return cand
+    return None
+
+
+@lru_cache(maxsize=256)
+def _closure(module: str) -> _Closure:
+    top = module.split(".")[0]
+    parts = module.split(".")
+    queue = [".".join(parts[: i + 1]) for i in range(len(parts))]
+    seen: list[str] = []
+    injections: dict[str, dict[str, list[str | None]]] = {}
+    nested: dict[str, set[str]] = {}
+    dynamic: str | None = None
+    budget = MAX_CLOSURE_BYTES
+    while queue:
+        name = queue.pop(0)
+        if name in seen:
+            continue
+        if len(seen) >= MAX_CLOSURE_MODULES:
+            dynamic = f"importing {module} runs more than {MAX_CLOSURE_MODULES} modules"
+            break
+        seen.append(name)
+        m = _module(name)
+        if m is None:
+            if _find_file(name) is not None or _compiled(name):
+                dynamic = f"{name} has no readable source"
+            continue
+        budget -= len(m.path) and os.path.getsize(m.path)
+        if budget < 0:
+            dynamic = f"importing {module} runs more than {MAX_CLOSURE_BYTES >> 20} MiB " \
+                      "of source"
+            break
+        for target in [*m.imports.values(), *m.stars]:
+            if target.split(".")[0] != top:
+                continue
+            found = _module_of(target)
+            if found is None:
+                continue
+            fparts = found.split(".")
+            queue += [".".join(fparts[: i + 1]) for i in range(len(fparts))]
+        why = _scan_closure_module(m, injections, nested)
+        dynamic = dynamic or why
+    return _Closure(tuple(seen),
+                    {k: {a: tuple(dict.fromkeys(v)) for a, v in d.items()}
+                     for k, d in injections.items()},
+                    {k: frozenset(v) for k, v in nested.items()}, dynamic)
+
+
+def _scan_closure_module(m: _Module, injections: dict[str, dict[str, list[str | None]]],
+                         nested: dict[str, set[str]]) -> str | None:
+    """Records ``module_ref.X = value`` assignments; says why the module may change modules
+    in ways this does not follow (the import system's state, ``setattr`` on a module)."""
+    toplevel = {id(s) for s in _toplevel(m.tree.body)}
+    why: str | None = None
+
+    def module_ref(node: ast.expr) -> str | None:
+        dotted = _dotted(node)
+        if dotted is None:
+            return None
+        head, _, rest = dotted.partition(".")
+        base = m.resolve(head)
+        full = (f"{base}.{rest}" if rest else base) if base else None
+        return full if full is not None and _find_file(full) is not None else None
+
+    def walk(node: ast.AST, top: bool) -> None:
+        nonlocal why
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and top and _is_main_guard(child):
+                continue  # runs as a program, never on import
+            if isinstance(child, ast.stmt):
+                child_top = top and id(child) in toplevel
+            else:
+                child_top = top and not isinstance(child, ast.Lambda)
+            if isinstance(child, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+                targets = child.targets if isinstance(child, ast.Assign) else [child.target]
+                for t in targets:
+                    for sub in ast.walk(t):
+                        if not (isinstance(sub, ast.Attribute)
+                                and isinstance(sub.ctx, ast.Store)):
+                            continue
+                        into = module_ref(sub.value)
+                        if into is None:
+                            continue
+                        if child_top and isinstance(child, ast.Assign) and sub is t:
+                            injections.setdefault(into, {}).setdefault(
+                                sub.attr, []).append(_value_name(m, child.value))
+                        else:
+                            nested.setdefault(into, set()).add(sub.attr)
+            elif isinstance(child, ast.Attribute) and child.attr in _IMPORT_MACHINERY:
+                if child.attr != "modules" or _dotted(child.value) in ("sys", "_sys"):
+                    why = why or f"{m.name} uses {_dotted(child) or child.attr}"
+            elif isinstance(child, ast.Name) and child.id == "__path__":
+                why = why or f"{m.name} uses __path__"
+            elif isinstance(child, ast.Call) and isinstance(child.func, ast.Name) \
+                    and child.func.id in ("setattr", "delattr") and child.args \
+                    and module_ref(child.args[0]) is not None:
+                why = why or f"{m.name} calls {child.func.id} on a module"
+            walk(child, child_top)
+
+    walk(m.tree, True)
+    return why
+
+
+def _value_name(m: _Module, value: ast.expr) -> str | None:
+    dotted = _dotted(value)
+    if dotted is None:
+        return None
+    head, _, rest = dotted.partition(".")
+    base = m.resolve(head)
+    if base is None:
+        return None
+    return f"{base}.{rest}" if rest else base
+
+
+def _injected(module: str, name: str) -> str | None:
+    """What another module of the package assigns to ``module.name`` at import time, when
+    that is exactly one name (and nothing else may assign it)."""
+    cl = _closure(module)
+    values = cl.injections.get(module, {}).get(name, ())
+    if len(values) != 1 or values[0] is None or name in cl.nested.get(module, ()):
+        return None
+    return values[0]
+
+
+def _entries(module: str) -> bool:
+    """Whether any search root holds something the import system could load as
+    ``module`` (a package directory, a compiled extension, a ``.pyc``), source or not."""
+    *pkg, last = module.split(".")
+    for root in (*_EXTRA_ROOTS, *_installed_roots()):
+        d = os.path.join(root, *pkg)
+        try:
+            names = os.listdir(d)
+        except OSError:
+            continue
+        if any(n == last or n.startswith(last + ".") for n in names):
+            return True
+    return False
+
+
+def _compiled(module: str) -> bool:
+    """A module the import system could load without source (an extension, a .pyc)."""
+    *pkg, last = module.split(".")
+    for root in (*_EXTRA_ROOTS, *_installed_roots()):
+        try:
+            names = os.listdir(os.path.join(root, *pkg))
+        except OSError:
+            continue
+        if any(n.startswith(last + ".") and not n.endswith(".py") for n in names):
+            return True
+    return False
+
+
+def _dynamic_module(m: _Module) -> str | None:
+    """Why the module's own code may bind names its statements do not show."""
+    for node in ast.walk(m.tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+                and node.func.id in _DYNAMIC_BINDERS:
+            return f"{m.name} calls {node.func.id}()"
+        if isinstance(node, ast.Name) and node.id == "__getattr__":
+            return f"{m.name} defines __getattr__"
+    if "__getattr__" in m.defs:
+        return f"{m.name} defines __getattr__"
+    if m.stars:
+        return f"{m.name} imports * from {', '.join(m.stars)}"
+    return None
+
+
+def version(top: str) -> str | None:
+    """The version of the top-level package whose source is read: its ``__version__``
+    constant, else the installed distribution's metadata (never imported)."""
+    m = _module(top)
+    if m is not None:
+        for stmt in _toplevel(m.tree.body):
+            if isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Constant) \
+                    and isinstance(stmt.value.value, str) and any(
+                        isinstance(t, ast.Name) and t.id == "__version__"
+                        for t in stmt.targets):
+                return stmt.value.value
+        if not m.path.startswith(tuple(os.path.join(r, "") for r in _EXTRA_ROOTS)):
+            from importlib import metadata
+
+            try:
+                return metadata.version(top)
+            except (metadata.PackageNotFoundError, ValueError):
+                return None
+    return None
+
+
+@lru_cache(maxsize=1024)
+def undefined(module: str, qualname: str) -> str | None:
+    """Why ``find_class(module, qualname)`` raises with the installed library, when its
+    source proves it: the module exists and nothing binds the name, or the library is
+    installed and has no such module. None when that is not proven (the library is not
+    installed, or names may be bound in ways the source does not show)."""
+    top = module.split(".")[0]
+    if _find_file(top) is None:
+        return None  # not installed: what it would define is unknown
+    ver = version(top)
+    lib = f"{top} {ver}" if ver else f"the installed {top}"
+    head = qualname.split(".")[0]
+    m = _module(module)
+    if m is None:
+        if _find_file(module) is not None or _entries(module):
+            return None  # present but unreadable (compiled, too large, syntax)
+        parts = module.split(".")
+        anc = next(".".join(parts[:i]) for i in range(len(parts) - 1, 0, -1)
+                   if _find_file(".".join(parts[:i])) is not None)
+        child = f"{anc}.{parts[len(anc.split('.'))]}"
+        if _entries(child) or _closure(anc).dynamic is not None:
+            return None
+        if _module(anc) is None:
+            return None
+        return f"{lib} has no module {child}"
+    if head in _bound_names(m) or head in m.defs or head in m.imports or head in m.aliases:
+        return None
+    if _dynamic_module(m) is not None or _entries(f"{module}.{head}"):
+        return None
+    cl = _closure(module)
+    if cl.dynamic is not None or head in cl.injections.get(module, {}) \
+            or head in cl.nested.get(module, ()):
+        return None
+    return f"{lib} does not define {module}.{head}"

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from mlwarden.report.model import Location
 from mlwarden.report.rules import Rule
 from mlwarden.scan.context import ScanContext
-from mlwarden.scan.knowledge import exists, lookup
+from mlwarden.scan.knowledge import exists, lookup, undefined
 from mlwarden.scan.pickle import rules as R
 from mlwarden.scan.pickle.machine import COMPUTED, Break, Budget, Machine
 from mlwarden.scan.pickle.sweep import imports_in
@@ -242,6 +242,14 @@ def _classify(m: Machine, report: _Reporter, detail: str, view: str,
                    else g.offset, where)
         elif g.module == "copyreg._extension_registry":
             continue  # reported as an extension-code anomaly
+        elif (absent := undefined(g.module, g.name)) is not None:
+            # find_class raises here with the installed library; a version that defines
+            # the name would run hooks nobody can read: undecided, never clean.
+            report(R.UNDEFINED_GLOBAL, k.name + suffix,
+                   f"{k.name} ({how}) is {_uses_text(uses)}, but {absent}: loading with it "
+                   "raises in find_class before anything of this object runs; another "
+                   "version may define it with hooks that cannot be read here: cannot "
+                   "analyse", g.offset, where)
         else:
             if uses & NEW:
                 msg = (f"{k.name} ({how}) is reconstructed (NEWOBJ/__newobj__ + BUILD): "

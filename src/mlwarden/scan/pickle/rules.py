@@ -89,6 +89,15 @@ IMPORT_AFTER_BREAK = rule(
     "the break only if the break is real; a parser that disagrees with the scanner about "
     "where the stream breaks (a number spelling, an opcode argument) runs it.",
 )
+UNDEFINED_GLOBAL = rule(
+    "pickle-undefined-global", Verdict.UNSCANNABLE, Severity.MEDIUM,
+    "Pickle names a class the installed library does not define",
+    "The name is only referenced or reconstructed, and the installed library's source "
+    "proves it does not exist there (the module lacks it, or the package has no such "
+    "module): with this library, loading raises in find_class before anything of the file "
+    "runs. Another version of the library may define it with a __setstate__ that cannot be "
+    "read here, so the object cannot be analysed.",
+)
 EMBEDDED_MODEL_COMPUTED = rule(
     "pickle-embedded-model-computed", Verdict.UNSCANNABLE, Severity.MEDIUM,
     "Pickle hands a model deserialiser bytes built at load time",
