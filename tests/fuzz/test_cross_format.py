@@ -33,7 +33,10 @@ def _run(seed: Seed, data: bytes, filename: str | None = None) -> harness.Outcom
     with tempfile.TemporaryDirectory() as d:
         siblings = seed.siblings if filename in (None, seed.filename) else {}
         s = Seed(seed.name, filename or seed.filename, data, siblings)
-        return harness.run_path(s.write(Path(d), data), budget=harness.TIME_BUDGET)
+        # The first lookup of an unknown name in a large package parses that package's
+        # import closure once (bounded: up to ~1.3 s for torch, more on a loaded CI
+        # machine); the budget still catches any hang or per-input blow-up.
+        return harness.run_path(s.write(Path(d), data), budget=harness.TIME_BUDGET + 3.0)
 
 
 def test_seeds_are_what_they_claim(light_seeds: dict[str, Seed]) -> None:
