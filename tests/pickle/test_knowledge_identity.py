@@ -63,15 +63,21 @@ FAKELIB = {
 }
 
 
-@pytest.fixture
-def fakelib(tmp_path: Path) -> Iterator[Path]:
-    for name, text in FAKELIB.items():
-        p = tmp_path / name
+def _installed(root: Path, files: dict[str, str]) -> Iterator[Path]:
+    """``files`` written under ``root``, which the knowledge base reads as installed
+    library sources until the test ends."""
+    for name, text in files.items():
+        p = root / name
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(textwrap.dedent(text))
-    policy.configure(policy.KnowledgePolicy(source_roots=(str(tmp_path),)))
-    yield tmp_path
+    policy.configure(policy.KnowledgePolicy(source_roots=(str(root),)))
+    yield root
     policy.configure(policy.KnowledgePolicy())
+
+
+@pytest.fixture
+def fakelib(tmp_path: Path) -> Iterator[Path]:
+    yield from _installed(tmp_path, FAKELIB)
 
 
 def _scan(data: bytes) -> ScanContext:
@@ -295,13 +301,7 @@ OLDLIB = {
 
 @pytest.fixture
 def oldlib(tmp_path: Path) -> Iterator[Path]:
-    for name, text in OLDLIB.items():
-        p = tmp_path / name
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(textwrap.dedent(text))
-    policy.configure(policy.KnowledgePolicy(source_roots=(str(tmp_path),)))
-    yield tmp_path
-    policy.configure(policy.KnowledgePolicy())
+    yield from _installed(tmp_path, OLDLIB)
 
 
 def test_a_class_assigned_into_a_module_from_another_module_is_that_class(
